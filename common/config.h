@@ -1,0 +1,90 @@
+/* config.h — the one configuration file every program reads.
+ *
+ * Format: `key = value` lines grouped under `[section]` headers; `#` starts a
+ * comment line. Every key has a default (etc/sockmail.conf documents them
+ * all); an unknown key, a key outside its section or a bad value is an error
+ * that names the file and the line. Which file: `-c FILE`, else
+ * $SOCKMAIL_CONFIG, else SM_DEFAULT_CONFIG.
+ *
+ * Secrets (database passwords) are never required inline: `X_file = PATH`
+ * reads them from a file, and with systemd's LoadCredential= the credential
+ * named in the key's documentation is read from $CREDENTIALS_DIRECTORY.
+ *
+ * Usage:
+ *     struct sm_config *cfg;
+ *     char err[512];
+ *     if (sm_config_load(path, &cfg, err, sizeof err) < 0) { print err; exit 2; }
+ *     ... cfg->mail_location ...
+ *     sm_config_free(cfg);
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifndef SM_DEFAULT_CONFIG
+#define SM_DEFAULT_CONFIG "/etc/sockmail/sockmail.conf"
+#endif
+
+/* Limits of one line-based protocol session (STYLE.md point 2). */
+struct sm_proto_limits {
+    uint64_t max_line;          /* bytes of one command line, CRLF included */
+    uint64_t max_message_size;  /* bytes of one message after dot-unstuffing */
+    uint64_t max_recipients;    /* RCPT per transaction */
+    uint64_t max_bad_commands;  /* then the session is closed */
+    uint64_t timeout_command;   /* seconds waiting for a command */
+    uint64_t timeout_data;      /* seconds waiting for each DATA block */
+};
+
+struct sm_config {
+    char *source;               /* file the values came from */
+
+    /* [general] */
+    char *hostname;             /* empty: gethostname() */
+    char *mail_location;        /* Maildir path template: %d %n %u */
+    char *queue;                /* outbound queue directory */
+    char *log;                  /* auto | journal | syslog | stderr */
+    char *log_level;            /* error | warning | info | debug */
+
+    /* [database] */
+    char *db_hosts;             /* comma list: /path/to.sock or host[:port] */
+    char *db_name;
+    char *db_lookup_user, *db_lookup_password;
+    char *db_auth_user, *db_auth_password;
+    char *db_admin_user, *db_admin_password;
+    uint64_t db_connect_timeout, db_read_timeout, db_write_timeout;
+    char *query_domain;         /* placeholders: :domain */
+    char *query_user;           /* :address :localpart :domain */
+    char *query_alias;          /* :address :localpart :domain */
+    char *query_password;       /* :address :localpart :domain */
+
+    /* [delivery] */
+    uint64_t alias_max_depth;
+    uint64_t alias_max_expansion;  /* destinations after expansion */
+    char *recipient_delimiter;     /* empty: none; e.g. "+" */
+
+    /* [tls] */
+    char *tls_cert, *tls_key, *tls_priority;
+    uint64_t tls_handshake_timeout;
+
+    /* [lmtp] */
+    struct sm_proto_limits lmtp;
+};
+
+/* Loads PATH (NULL: $SOCKMAIL_CONFIG, else SM_DEFAULT_CONFIG) over the
+ * defaults. Returns 0, or -1 with a one-line reason in ERR. */
+int sm_config_load(const char *path, struct sm_config **ret, char *err, size_t errlen);
+
+/* Parses TEXT as if it were the file NAME (for tests and fuzzing). */
+int sm_config_parse(const char *name, const char *text, size_t len,
+                    struct sm_config **ret, char *err, size_t errlen);
+
+/* The defaults alone (never fails except on out-of-memory: NULL). */
+struct sm_config *sm_config_defaults(void);
+
+void sm_config_free(struct sm_config *cfg);
+
+/* Prints every key with its current value, `[section]` by section. */
+void sm_config_dump(const struct sm_config *cfg, FILE *out);

@@ -1,0 +1,41 @@
+/* db.h — MariaDB lookups with prepared statements only.
+ *
+ * Queries come from the config as SQL text with named placeholders
+ * (`:address`, `:domain`, `:localpart`); each placeholder becomes `?` and the
+ * value is bound as a parameter, never pasted into the SQL. Connection is
+ * lazy (first query), tries each entry of [database] hosts in order
+ * (`/path/to.sock` or `host[:port]`), with connect/read/write timeouts, and
+ * reconnects once when the server went away. Every query answers SM_FOUND,
+ * SM_NOTFOUND or SM_TEMPFAIL (macro.h): a database that cannot be reached,
+ * times out, or rejects the query is TEMPFAIL, never NOTFOUND. */
+#pragma once
+
+#include <stddef.h>
+
+struct sm_config;
+struct sm_db;
+
+enum sm_db_account { SM_DB_LOOKUP, SM_DB_AUTH, SM_DB_ADMIN };
+
+struct sm_db_param {
+    const char *name;   /* without the colon */
+    const char *value;
+};
+
+/* Called once per result row; COLS[i] is NUL-terminated (NULL for SQL NULL).
+ * A non-zero return stops the iteration (the query still counts as FOUND). */
+typedef int (*sm_db_row_fn)(void *userdata, unsigned ncols, const char *const *cols);
+
+/* Prepares a handle for ACCOUNT's user and password; does not connect. */
+struct sm_db *sm_db_new(const struct sm_config *cfg, enum sm_db_account account);
+void sm_db_free(struct sm_db *db);
+
+/* Runs QUERY with PARAMS. FOUND when at least one row came back. On
+ * TEMPFAIL, ERR says why (for the log, never for the client). */
+int sm_db_query(struct sm_db *db, const char *query, const struct sm_db_param *params,
+                size_t nparams, sm_db_row_fn fn, void *userdata, char *err, size_t errlen);
+
+/* Runs a statement that changes rows (admin CLI); RET_ROWS gets the count.
+ * 0, or SM_TEMPFAIL / -EINVAL with ERR. */
+int sm_db_exec(struct sm_db *db, const char *query, const struct sm_db_param *params,
+               size_t nparams, unsigned long long *ret_rows, char *err, size_t errlen);

@@ -1,0 +1,45 @@
+/* maildir.h — Maildir paths and durable delivery.
+ *
+ * Delivery follows the Maildir contract (qmail's maildir(5)): write the
+ * message under tmp/ with a unique name, fsync it, link() it into new/ (link
+ * fails on an existing name, so nothing is ever overwritten), fsync new/,
+ * unlink the tmp/ name. Only after sm_maildir_deliver() returns 0 may a
+ * protocol say the message is stored.
+ *
+ * Unique names are Dovecot's style:
+ *     <secs>.M<usecs>P<pid>Q<n>R<16 random hex>.<host>,S=<size>
+ * The random part keeps names unique when a later connection reuses a pid
+ * within the same microsecond; `/` and `:` in the host name are written as
+ * \057 and \072. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Expands the mail_location template TMPL for ADDRESS (local@domain):
+ * %d domain, %n local part, %u the whole address, %% a percent sign; an
+ * optional "maildir:" prefix (Dovecot's syntax) is accepted and dropped.
+ * Refuses (-EINVAL) a local part or domain that is empty, `.` or `..`, or
+ * contains `/`, NUL or control characters, and an unknown %-escape. */
+int sm_maildir_path(const char *tmpl, const char *address, char **ret);
+
+/* Creates PATH (and missing parents, mode 0700) with cur/ new/ tmp/ (0700).
+ * Existing directories are left as they are. 0 or -errno. */
+int sm_maildir_create(const char *path);
+
+/* A fresh unique base name (without ",S=" and flags) into BUF. */
+int sm_maildir_unique(char *buf, size_t len);
+
+/* Stores one message in MAILDIR (creating it if missing): HEAD (HEAD_LEN
+ * bytes, e.g. Return-Path/Delivered-To lines) followed by BODY_LEN bytes
+ * read from BODY_FD at offset 0 (pread, the fd's offset is untouched).
+ * Durable on return 0. On error (-errno: ENOSPC, EDQUOT, EACCES, EIO, ...)
+ * nothing is left in new/ or tmp/. RET_NAME (may be NULL) gets the file
+ * name in new/. */
+int sm_maildir_deliver(const char *maildir, const void *head, size_t head_len,
+                       int body_fd, off_t body_len, char **ret_name);
+
+/* Removes files in MAILDIR/tmp older than MAX_AGE seconds (Maildir's 36 h
+ * rule); returns how many, or -errno. */
+int sm_maildir_clean_tmp(const char *maildir, unsigned max_age);
