@@ -319,9 +319,10 @@ int sm_io_getchunk(struct sm_io *io, size_t max, struct sm_line *ret) {
                 take_piece(io, max, ret);  /* byte MAX is known and not LF */
             return SM_IO_OK;
         }
-        /* With MAX + 1 bytes known, byte MAX is not LF, so a CR at
-         * MAX - 1 is data and the piece does not split a CR LF. */
-        if (avail >= max + 1) {
+        /* Byte MAX is known and not LF, and when it is CR the byte after
+         * it is known too (and not LF): the line is longer than MAX, and
+         * the first MAX bytes end neither inside nor before a CR LF. */
+        if (avail >= max + 2 || (avail == max + 1 && io->buf[io->rstart + max] != '\r')) {
             take_piece(io, max, ret);
             return SM_IO_OK;
         }
