@@ -101,14 +101,15 @@ int sm_conn_from_env(struct sm_conn *ret) {
 
     if (parse_uint(getenv("LISTEN_PID"), ULONG_MAX, &pid) == 0 && pid == (unsigned long)getpid() &&
         parse_uint(getenv("LISTEN_FDS"), INT_MAX, &n) == 0) {
-        /* Accept=yes hands over exactly one connection; more would mean a
-         * listening-socket unit, which this program does not serve. */
-        if (n != 1) return -EINVAL;
-        c.rfd = c.wfd = LISTEN_FDS_START;
-    }
+        if (n == 1) c.rfd = c.wfd = LISTEN_FDS_START;
+    } else
+        n = 0;
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDNAMES");
+    /* Accept=yes hands over exactly one connection; more would mean a
+     * listening-socket unit, which this program does not serve. */
+    if (n > 1) return -EINVAL;
 
     struct stat st;
     if (fstat(c.rfd, &st) < 0) return -errno;
