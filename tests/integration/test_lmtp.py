@@ -284,3 +284,53 @@ def test_help_and_bad_config(build, tmp_path):
     bad.write_text("[lmtp]\nmax_line = lots\n")
     r = subprocess.run([exe, "-c", bad], input=b"", capture_output=True, timeout=10)
     assert r.stdout.startswith(b"421 4.3.5")
+
+
+@pytest.fixture
+def mounts():
+    """mount(args...) that are undone at the end of the test (needs root)."""
+    done = []
+
+    def mount(*args):
+        subprocess.run(["mount", *map(str, args)], check=True)
+        done.append(str(args[-1]))
+
+    yield mount
+    for target in reversed(done):
+        subprocess.run(["umount", "-l", target], check=False)
+
+
+def test_read_only_maildir_is_temporary(lab, lmtp, mounts):
+    new = lab.maildir("bob@example.com") / "new"
+    send(lmtp, ["bob@example.com"], "exists")  # the Maildir exists
+    before = count(lab, "bob@example.com")
+    mounts("--bind", new, new)
+    mounts("-o", "remount,bind,ro", new)
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        send(lmtp, ["bob@example.com"], "ro")
+    assert e.value.smtp_code in (451, 452)
+    assert not os.listdir(lab.maildir("bob@example.com") / "tmp")
+    subprocess.run(["umount", str(new)], check=True)
+    assert send(lmtp, ["bob@example.com"], "rw-again") == {}
+    assert count(lab, "bob@example.com") == before + 1
+
+
+def test_disk_full_is_452(lab, build, activate, tmp_path, mounts):
+    small = tmp_path / "full"
+    small.mkdir()
+    mounts("-t", "tmpfs", "-o", "size=64k", "tmpfs", small)
+    conf = tmp_path / "full.conf"
+    conf.write_text(lab.config.read_text().replace(f"mail_location = {lab.mail}/%d/%n",
+                                                   f"mail_location = {small}/%d/%n"))
+    sock = tmp_path / "full.sock"
+    activate([build / "handlers/lmtp-handler/lmtp-handler", "-c", conf], unix=sock)
+    big = "Subject: big\r\n\r\n" + ("z" * 1000 + "\r\n") * 200
+    with smtplib.LMTP(str(sock)) as c:
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            c.sendmail("x@example.org", ["alice@example.com"], big)
+    assert e.value.smtp_code == 452 and e.value.smtp_error.startswith(b"4.3.1")
+    md = small / "example.com/alice"
+    assert not os.listdir(md / "new") and not os.listdir(md / "tmp")
+    with smtplib.LMTP(str(sock)) as c:   # small mail still fits
+        assert c.sendmail("x@example.org", ["alice@example.com"], "Subject: s\r\n\r\nok\r\n") == {}
+    assert len(os.listdir(md / "new")) == 1
