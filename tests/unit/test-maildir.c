@@ -278,6 +278,12 @@ static void test_unique(void) {
     for (int i = 0; i < N; i++) free(names[i]);
     free(names);
 
+    /* the Q counter counts up within a process */
+    char n1[256], n2[256];
+    ok(sm_maildir_unique(n1, sizeof(n1)) == 0 && sm_maildir_unique(n2, sizeof(n2)) == 0, "two more names");
+    const char *q1 = strchr(n1, 'Q'), *q2 = strchr(n2, 'Q');
+    ok(q1 && q2 && strtoul(q2 + 1, NULL, 10) == strtoul(q1 + 1, NULL, 10) + 1, "Q counter increments");
+
     char small[8];
     is_int(sm_maildir_unique(small, sizeof(small)), -ENOBUFS, "too small buffer: -ENOBUFS");
 
