@@ -39,8 +39,10 @@ struct sm_smtp_cmd {
 /* Parses LINE (LEN bytes; may contain NUL, which is refused). FLAGS are
  * address.h's SM_ADDR_* flags. Returns 0, or -EINVAL with REPLY set to a
  * complete reply line without CRLF, e.g. "501 5.5.4 Syntax: MAIL FROM:<address>"
- * or "500 5.5.2 Unknown command". CMD must be released with
- * sm_smtp_cmd_clear() in both cases. */
+ * or "500 5.5.2 Unknown command" (-ENOMEM with "451 4.3.0 Out of memory").
+ * CMD->verb is set whenever the verb was recognized, also on error.
+ * RCPT TO:<Postmaster> (any case, no domain) gives the path "postmaster".
+ * CMD must be released with sm_smtp_cmd_clear() in both cases. */
 int sm_smtp_parse(const char *line, size_t len, unsigned flags, struct sm_smtp_cmd *cmd,
                   const char **reply);
 void sm_smtp_cmd_clear(struct sm_smtp_cmd *cmd);
