@@ -76,10 +76,15 @@ static int check_priority(const char *conf, gnutls_priority_t *ret, char *err, s
     const char *pos = NULL;
     gnutls_priority_t prio;
     int r = gnutls_priority_init(&prio, full, &pos);
+    if (r == GNUTLS_E_NO_PRIORITIES_WERE_SET) {
+        seterr(err, errlen, "tls: priority string ([tls] priority) enables neither TLS 1.2 nor 1.3");
+        return -1;
+    }
     if (r < 0) {
-        if (pos && (size_t)(pos - full) < n)
-            seterr(err, errlen, "tls: bad priority string ([tls] priority) at \"%.40s\": %s", pos,
-                   gnutls_strerror(r));
+        size_t at = pos ? (size_t)(pos - full) : n;
+        if (at < n)
+            seterr(err, errlen, "tls: bad priority string ([tls] priority) at \"%.*s\": %s",
+                   (int)(n - at > 40 ? 40 : n - at), pos, gnutls_strerror(r));
         else
             seterr(err, errlen, "tls: bad priority string ([tls] priority): %s", gnutls_strerror(r));
         return -1;
