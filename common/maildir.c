@@ -57,8 +57,12 @@ static void pb_put(struct pathbuf *pb, const char *s, size_t n, bool lower) {
 int sm_maildir_path(const char *tmpl, const char *address, char **ret) {
     if (!tmpl || !address || !ret) return -EINVAL;
 
+    /* Dovecot's "maildir:PATH[:KEY=VALUE...]": the path ends at a single
+     * ':' ("::" is a literal ':'); the options (INDEX=, LAYOUT=...) concern
+     * Dovecot's own files, not where mail is delivered. */
     static const char prefix[] = "maildir:";
-    if (strncmp(tmpl, prefix, sizeof(prefix) - 1) == 0) tmpl += sizeof(prefix) - 1;
+    bool dovecot = strncmp(tmpl, prefix, sizeof(prefix) - 1) == 0;
+    if (dovecot) tmpl += sizeof(prefix) - 1;
 
     /* A quoted local part may itself contain '@': the domain follows the last. */
     const char *at = strrchr(address, '@');
@@ -74,6 +78,10 @@ int sm_maildir_path(const char *tmpl, const char *address, char **ret) {
     if (!pb) return -ENOMEM;
 
     for (const char *p = tmpl; *p; p++) {
+        if (dovecot && *p == ':') {
+            if (p[1] != ':') break;
+            p++;
+        }
         if (*p != '%') {
             pb_put(pb, p, 1, false);
             continue;
@@ -106,9 +114,43 @@ int sm_maildir_path(const char *tmpl, const char *address, char **ret) {
 
 /* ---- creation ------------------------------------------------------------- */
 
-static int mkdir_ok_if_exists(const char *path) {
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) return -errno;
-    return 0;
+/* fsyncs the directory holding P[0..end), so a new entry in it survives a
+ * crash. */
+static int fsync_parent(char *p, size_t end) {
+    size_t i = end;
+    while (i > 0 && p[i - 1] != '/') i--;
+    const char *dir = ".";
+    char saved = p[i];
+    if (i > 0) {
+        /* keep the '/' for the root directory */
+        i = i == 1 ? 1 : i - 1;
+        saved = p[i];
+        p[i] = '\0';
+        dir = p;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = fd < 0 ? -errno : 0;
+    if (fd >= 0) {
+        if (fsync(fd) < 0) r = -errno;
+        close(fd);
+    }
+    if (i > 0) p[i] = saved;
+    return r;
+}
+
+/* mkdir P[0..end) with mode 0700. EEXIST is fine (another delivery may be
+ * creating the same tree right now; a non-directory shows up as ENOTDIR at
+ * the next step). A directory made here is made durable in its parent. */
+static int mkdir_durable(char *p, size_t end) {
+    char saved = p[end];
+    p[end] = '\0';
+    int r = 0;
+    if (mkdir(p, 0700) < 0)
+        r = errno == EEXIST ? 0 : -errno;
+    else
+        r = fsync_parent(p, end);
+    p[end] = saved;
+    return r;
 }
 
 int sm_maildir_create(const char *path) {
@@ -119,25 +161,21 @@ int sm_maildir_create(const char *path) {
     _cleanup_free_ char *p = malloc(n + sizeof("/new"));
     if (!p) return -ENOMEM;
     memcpy(p, path, n + 1);
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
 
-    /* mkdir -p: each parent in turn; EEXIST is fine (another delivery may be
-     * creating the same tree right now), a non-directory shows up as ENOTDIR
-     * at the next step. Existing directories keep their modes. */
+    /* mkdir -p: each parent in turn; existing directories keep their modes. */
     for (size_t i = 1; i < n; i++) {
         if (p[i] != '/' || p[i - 1] == '/') continue;
-        p[i] = '\0';
-        int r = mkdir_ok_if_exists(p);
-        p[i] = '/';
+        int r = mkdir_durable(p, i);
         if (r < 0) return r;
     }
-    int r = mkdir_ok_if_exists(p);
+    int r = mkdir_durable(p, n);
     if (r < 0) return r;
 
-    while (n > 1 && p[n - 1] == '/') n--;
     static const char *const subdirs[] = {"/cur", "/new", "/tmp"};
     for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
         memcpy(p + n, subdirs[i], strlen(subdirs[i]) + 1);
-        r = mkdir_ok_if_exists(p);
+        r = mkdir_durable(p, n + 4);
         if (r < 0) return r;
     }
     return 0;

@@ -19,27 +19,34 @@
 
 /* Expands the mail_location template TMPL for ADDRESS (local@domain):
  * %d domain, %n local part, %u the whole address, %% a percent sign; an
- * optional "maildir:" prefix (Dovecot's syntax) is accepted and dropped.
+ * %Ld, %Ln, %Lu the same in ASCII lower case; an optional "maildir:" prefix
+ * (Dovecot's syntax) is accepted and dropped, and after it the path ends at
+ * a single ':' (Dovecot's options such as ":INDEX=..." are ignored; "::" is
+ * a literal ':'). The result must be an absolute path, shorter than PATH_MAX
+ * (else -ENAMETOOLONG).
  * Refuses (-EINVAL) a local part or domain that is empty, `.` or `..`, or
  * contains `/`, NUL or control characters, and an unknown %-escape. */
 int sm_maildir_path(const char *tmpl, const char *address, char **ret);
 
 /* Creates PATH (and missing parents, mode 0700) with cur/ new/ tmp/ (0700).
- * Existing directories are left as they are. 0 or -errno. */
+ * Existing directories are left as they are; each directory made here is
+ * fsynced into its parent. Safe against a concurrent create. 0 or -errno. */
 int sm_maildir_create(const char *path);
 
-/* A fresh unique base name (without ",S=" and flags) into BUF. */
+/* A fresh unique base name (without ",S=" and flags) into BUF; -ENOBUFS
+ * when LEN is too small (256 bytes is always enough). */
 int sm_maildir_unique(char *buf, size_t len);
 
 /* Stores one message in MAILDIR (creating it if missing): HEAD (HEAD_LEN
  * bytes, e.g. Return-Path/Delivered-To lines) followed by BODY_LEN bytes
  * read from BODY_FD at offset 0 (pread, the fd's offset is untouched).
  * Durable on return 0. On error (-errno: ENOSPC, EDQUOT, EACCES, EIO, ...)
- * nothing is left in new/ or tmp/. RET_NAME (may be NULL) gets the file
- * name in new/. */
+ * nothing is left in new/ or tmp/ (a BODY_FD shorter than BODY_LEN is -EIO).
+ * RET_NAME (may be NULL) gets the file name in new/. */
 int sm_maildir_deliver(const char *maildir, const void *head, size_t head_len,
                        int body_fd, off_t body_len, char **ret_name);
 
-/* Removes files in MAILDIR/tmp older than MAX_AGE seconds (Maildir's 36 h
- * rule); returns how many, or -errno. */
+/* Removes regular files in MAILDIR/tmp whose mtime is more than MAX_AGE
+ * seconds old (Maildir's 36 h rule); never follows a symlink (a symlinked
+ * tmp/ is refused); returns how many, or -errno. */
 int sm_maildir_clean_tmp(const char *maildir, unsigned max_age);

@@ -128,6 +128,10 @@ static void path_fails(const char *tmpl, const char *addr, int err, const char *
 static void test_path(void) {
     path_is("/var/mail/vhosts/%d/%n", "john@example.com", "/var/mail/vhosts/example.com/john");
     path_is("maildir:/var/mail/vhosts/%d/%n", "john@example.com", "/var/mail/vhosts/example.com/john");
+    path_is("maildir:/m/%d/%n:INDEX=/var/idx/%u:LAYOUT=fs", "a@b", "/m/b/a");
+    path_is("maildir:/m/a::b/%n", "x@y", "/m/a:b/x");
+    path_is("/m/a:b/%n", "x@y", "/m/a:b/x"); /* without the prefix ':' is plain text */
+    path_fails("maildir::/m/%n", "x@y", -EINVAL, "maildir: with an empty path");
     path_is("/m/%u/Maildir", "john@example.com", "/m/john@example.com/Maildir");
     path_is("/m/100%%/%n%%", "a@b", "/m/100%/a%");
     path_is("/m/%Ld/%Ln", "John.Doe@Example.COM", "/m/example.com/john.doe");
