@@ -26,7 +26,8 @@ struct sm_db_param {
  * A non-zero return stops the iteration (the query still counts as FOUND). */
 typedef int (*sm_db_row_fn)(void *userdata, unsigned ncols, const char *const *cols);
 
-/* Prepares a handle for ACCOUNT's user and password; does not connect. */
+/* Prepares a handle for ACCOUNT's user and password; does not connect.
+ * The handle keeps its own copy of what it needs from CFG. NULL: no memory. */
 struct sm_db *sm_db_new(const struct sm_config *cfg, enum sm_db_account account);
 void sm_db_free(struct sm_db *db);
 
@@ -36,6 +37,20 @@ int sm_db_query(struct sm_db *db, const char *query, const struct sm_db_param *p
                 size_t nparams, sm_db_row_fn fn, void *userdata, char *err, size_t errlen);
 
 /* Runs a statement that changes rows (admin CLI); RET_ROWS gets the count.
- * 0, or SM_TEMPFAIL / -EINVAL with ERR. */
+ * 0, or SM_TEMPFAIL / -EINVAL with ERR. A write is retried on another
+ * connection only when the server certainly did not run it (error 2006). */
 int sm_db_exec(struct sm_db *db, const char *query, const struct sm_db_param *params,
                size_t nparams, unsigned long long *ret_rows, char *err, size_t errlen);
+
+/* Limits: query text, placeholders per query, one column value. */
+#define SM_DB_MAX_QUERY (64u * 1024)
+#define SM_DB_MAX_PLACEHOLDERS 256u
+#define SM_DB_MAX_VALUE (64u * 1024)
+
+/* Rewrites QUERY's `:name` placeholders (name = [A-Za-z_][A-Za-z0-9_]*) to
+ * `?`, leaving quoted strings, backtick names and comments alone. On 0,
+ * RET_SQL is the new text and RET_NAMES[i] the name of the i-th `?` (one
+ * allocation: free(RET_NAMES) frees the names too). A bare `?` in QUERY, an
+ * unterminated quote or comment, or a limit passed is -EINVAL with ERR. */
+int sm_db_rewrite(const char *query, char **ret_sql, char ***ret_names, size_t *ret_n,
+                  char *err, size_t errlen);
