@@ -10,7 +10,8 @@
 #include <stddef.h>
 
 /* 1: PASSWORD matches STORED; 0: it does not; -EINVAL: STORED is not a hash
- * we can check (unknown scheme, malformed, locked "!"/"*"). */
+ * we can check (unknown scheme, malformed, locked "!"/"*", empty);
+ * -ENOMEM. {PLAIN}/{CLEARTEXT} (Dovecot) are compared in constant time. */
 int sm_passwd_verify(const char *stored, const char *password);
 
 /* The scheme name of STORED ("SHA512-CRYPT", "YESCRYPT", ...), or
@@ -22,7 +23,8 @@ const char *sm_passwd_scheme(const char *stored);
  * is written {CRYPT}$y$.... 0, -EINVAL (unknown scheme) or -errno. */
 int sm_passwd_hash(const char *scheme, const char *password, char **ret);
 
-/* A fixed valid hash of the same scheme as STORED (or SHA512-CRYPT), to
- * verify against when a user does not exist, so the time taken does not
- * tell. */
+/* A fixed valid hash of SCHEME — a scheme name ("BLF-CRYPT") or a stored
+ * hash whose scheme is to be matched — else of SHA512-CRYPT, to verify
+ * against when a user does not exist, so the time taken does not tell.
+ * No password matches it. */
 const char *sm_passwd_dummy(const char *scheme);
