@@ -238,8 +238,12 @@ int sm_tls_start(struct sm_tls_server *srv, struct sm_io *io, char *err, size_t 
             if (r == GNUTLS_E_FATAL_ALERT_RECEIVED || r == GNUTLS_E_WARNING_ALERT_RECEIVED)
                 seterr(err, errlen, "tls: handshake failed: client sent alert: %s",
                        gnutls_alert_get_name(gnutls_alert_get(s)) ?: "unknown");
-            else
+            else {
                 seterr(err, errlen, "tls: handshake failed: %s", gnutls_strerror(r));
+                /* Tell the client why (e.g. protocol_version) instead of
+                 * just closing; best effort, the socket is non-blocking. */
+                (void)gnutls_alert_send_appropriate(s, r);
+            }
             gnutls_deinit(s);
             return -1;
         }
