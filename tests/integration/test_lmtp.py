@@ -25,9 +25,32 @@ def count(lab, addr):
     return len(lab.new_messages(addr))
 
 
-def send(sock, rcpts, tag, sender="sender@example.org"):
-    with smtplib.LMTP(sock) as c:
-        return c.sendmail(sender, rcpts, BODY.format(tag=tag))
+def send(sock, rcpts, tag, sender="sender@example.org", body=None):
+    """One LMTP transaction through smtplib's LMTP class, reading the one
+    reply per accepted recipient after DATA that RFC 2033 requires (smtplib's
+    sendmail reads only one). Returns {rcpt: (code, text)} of refusals."""
+    refused = {}
+    with smtplib.LMTP(str(sock)) as c:
+        c.ehlo()
+        assert c.mail(sender)[0] == 250
+        accepted = []
+        for r in rcpts:
+            code, text = c.rcpt(r)
+            if code == 250:
+                accepted.append(r)
+            else:
+                refused[r] = (code, text)
+        if not accepted:
+            c.rset()
+            return refused
+        assert c.docmd("DATA")[0] == 354
+        msg = smtplib._fix_eols(body if body is not None else BODY.format(tag=tag))
+        c.send(smtplib._quote_periods(msg.encode()) + b".\r\n")
+        for r in accepted:
+            code, text = c.getreply()
+            if code != 250:
+                refused[r] = (code, text)
+    return refused
 
 
 def newest(lab, addr):
@@ -67,16 +90,12 @@ def test_case_insensitive_domain(lab, lmtp):
 
 
 def test_unknown_user(lab, lmtp):
-    with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
-        send(lmtp, ["nobody@example.com"], "t5")
-    code, msg = e.value.recipients["nobody@example.com"]
+    code, msg = send(lmtp, ["nobody@example.com"], "t5")["nobody@example.com"]
     assert code == 550 and msg.startswith(b"5.1.1")
 
 
 def test_remote_recipient_refused(lab, lmtp):
-    with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
-        send(lmtp, ["someone@elsewhere.example"], "t6")
-    assert e.value.recipients["someone@elsewhere.example"][0] == 550
+    assert send(lmtp, ["someone@elsewhere.example"], "t6")["someone@elsewhere.example"][0] == 550
 
 
 def test_mixed_recipients(lab, lmtp):
@@ -242,9 +261,7 @@ def test_parallel_deliveries(lab, lmtp):
 def test_database_down_is_temporary(lab, lmtp):
     lab.db_stop()
     try:
-        with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
-            send(lmtp, ["alice@example.com"], "dbdown")
-        code, msg = e.value.recipients["alice@example.com"]
+        code, msg = send(lmtp, ["alice@example.com"], "dbdown")["alice@example.com"]
         assert code == 451 and msg.startswith(b"4.3.0")
     finally:
         lab.db_start()
@@ -306,9 +323,8 @@ def test_read_only_maildir_is_temporary(lab, lmtp, mounts):
     before = count(lab, "bob@example.com")
     mounts("--bind", new, new)
     mounts("-o", "remount,bind,ro", new)
-    with pytest.raises(smtplib.SMTPDataError) as e:
-        send(lmtp, ["bob@example.com"], "ro")
-    assert e.value.smtp_code in (451, 452)
+    code, _ = send(lmtp, ["bob@example.com"], "ro")["bob@example.com"]
+    assert code in (451, 452)
     assert not os.listdir(lab.maildir("bob@example.com") / "tmp")
     subprocess.run(["umount", str(new)], check=True)
     assert send(lmtp, ["bob@example.com"], "rw-again") == {}
@@ -325,12 +341,9 @@ def test_disk_full_is_452(lab, build, activate, tmp_path, mounts):
     sock = tmp_path / "full.sock"
     activate([build / "handlers/lmtp-handler/lmtp-handler", "-c", conf], unix=sock)
     big = "Subject: big\r\n\r\n" + ("z" * 1000 + "\r\n") * 200
-    with smtplib.LMTP(str(sock)) as c:
-        with pytest.raises(smtplib.SMTPDataError) as e:
-            c.sendmail("x@example.org", ["alice@example.com"], big)
-    assert e.value.smtp_code == 452 and e.value.smtp_error.startswith(b"4.3.1")
+    code, text = send(sock, ["alice@example.com"], "big", body=big)["alice@example.com"]
+    assert code == 452 and text.startswith(b"4.3.1")
     md = small / "example.com/alice"
     assert not os.listdir(md / "new") and not os.listdir(md / "tmp")
-    with smtplib.LMTP(str(sock)) as c:   # small mail still fits
-        assert c.sendmail("x@example.org", ["alice@example.com"], "Subject: s\r\n\r\nok\r\n") == {}
+    assert send(sock, ["alice@example.com"], "small") == {}   # small mail still fits
     assert len(os.listdir(md / "new")) == 1
