@@ -328,8 +328,9 @@ int sm_io_getchunk(struct sm_io *io, size_t max, struct sm_line *ret) {
         }
         int r = fill(io);
         if (r == SM_IO_EOF && avail > 0) {
-            /* The unterminated tail of the stream, then EOF. */
-            take_piece(io, avail, ret);
+            /* The unterminated tail of the stream (at most MAX at a
+             * time: it may be MAX + 1 bytes ending in CR), then EOF. */
+            take_piece(io, avail > max ? max : avail, ret);
             return SM_IO_OK;
         }
         if (r < 0) return r;

@@ -73,6 +73,8 @@ struct sm_io;
 /* A plain io on RFD/WFD (may be equal). The fds stay owned by the caller
  * and are switched to non-blocking mode. NULL on out-of-memory. */
 struct sm_io *sm_io_new(int rfd, int wfd);
+/* Flushes pending output (within the timeout), frees the transport (TLS:
+ * sends close_notify) and the io. The fds are not closed. */
 void sm_io_free(struct sm_io *io);
 
 int sm_io_rfd(const struct sm_io *io);
@@ -86,7 +88,9 @@ int sm_io_getline(struct sm_io *io, size_t max, struct sm_line *ret);
 
 /* The next piece of the stream: a whole line of at most MAX bytes, or the
  * first MAX bytes of a longer one (eol = SM_EOL_NONE). A CR at the end of a
- * piece that might be followed by LF is held back, so CRLF is never split. */
+ * piece that might be followed by LF is held back, so CRLF is never split.
+ * At EOF an unterminated tail is returned as SM_EOL_NONE pieces first (the
+ * caller decides whether that is an error), then SM_IO_EOF. */
 int sm_io_getchunk(struct sm_io *io, size_t max, struct sm_line *ret);
 
 /* Bytes received but not yet returned; used to refuse pipelining where it

@@ -143,6 +143,7 @@ static void test_chunks(void) {
     check_splits("chunk: long line in pieces", S("0123456789abcdefghij\n"), 4, true,
                  "[0123|0][4567|0][89ab|0][cdef|0][ghij|1](-1)");
     check_splits("chunk: CR at the end of the stream", S("ab\r"), 5, true, "[ab\r|0](-1)");
+    check_splits("chunk: CR right after max at EOF", S("abcd\r"), 4, true, "[abcd|0][\r|0](-1)");
     check_splits("chunk: bare LF right after max", S("abcde\nX\r\n"), 4, true,
                  "[abcd|0][e|1][X|2](-1)");
 
