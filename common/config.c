@@ -297,7 +297,9 @@ fail:
 int sm_config_load(const char *path, struct sm_config **ret, char *err, size_t errlen) {
     if (!path || !*path) path = getenv("SOCKMAIL_CONFIG");
     if (!path || !*path) path = SM_DEFAULT_CONFIG;
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO without a writer must not hang the open; it is
+     * refused below like every other file that is not regular. */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         fmt_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
