@@ -483,6 +483,7 @@ static void test_resolve(void) {
         cfg->alias_max_expansion = saved;
     }
     /* recipient_delimiter. */
+    set_str(&cfg->recipient_delimiter, "");
     check_resolve(db, cfg, "alice+tag@example.com", SM_NOTFOUND, "", "", "unknown");
     set_str(&cfg->recipient_delimiter, "+-");
     check_resolve(db, cfg, "alice+tag@example.com", SM_FOUND, "alice@example.com", "", NULL);
