@@ -167,7 +167,7 @@ def test_gnutls_cli_implicit(server):
 def test_gnutls_cli_starttls(server):
     proc = subprocess.Popen(
         ["gnutls-cli", "--starttls", f"--x509cafile={server.cert}", "-p", str(server.port), "localhost"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + TIMEOUT
         assert "+OK ready" in read_until(proc, "+OK ready", deadline)
@@ -175,7 +175,9 @@ def test_gnutls_cli_starttls(server):
         proc.stdin.flush()
         assert "+OK begin TLS" in read_until(proc, "+OK begin TLS", deadline)
         proc.send_signal(signal.SIGALRM)  # gnutls-cli: start the handshake now
-        time.sleep(0.3)
+        # typed input must wait until the session is encrypted
+        out = read_until(proc, "- Options:", deadline)  # printed after the handshake
+        assert "- Status: The certificate is trusted." in out, out
         proc.stdin.write(b"TLS\nQUIT\n")
         proc.stdin.flush()
         out = read_until(proc, "+OK bye", deadline)
