@@ -1,0 +1,464 @@
+/* lmtp-load — a small LMTP load generator for bench/run.
+ *
+ * N worker processes (fork) each run LMTP transactions against one target
+ * (a unix socket path or host:port) until a duration or a message count is
+ * reached: LHLO, MAIL FROM:<bench@example.org>, RCPT TO:<rcpt>, DATA with a
+ * fixed message of SIZE bytes, QUIT. Every reply code is checked; any
+ * unexpected reply counts as an error and closes that connection.
+ *
+ * Two connection modes: one connection per message (default: the cost of
+ * accept + process start + LHLO is inside every message), or -k, one
+ * connection per worker carrying many messages.
+ *
+ * Output: messages/s, per-message latency percentiles (connect included in
+ * the per-message mode), and the median connect-to-greeting time (from the
+ * start of connect() until the whole 220 line has arrived). The last line,
+ * "RESULT key=value ...", is what bench/run parses.
+ *
+ * Every wait is bounded (socket timeouts), every reply line is limited, and
+ * the sample arrays have a fixed capacity (samples beyond it are counted
+ * but not kept for percentiles).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netdb.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "macro.h"
+
+#define MAX_WORKERS 256
+#define MAX_SAMPLES (1u << 19)   /* per worker and kind: 2 MiB of uint32 */
+#define LINE_MAX_LEN 1024         /* RFC 5321 reply lines are <= 512 */
+#define IO_TIMEOUT_S 30
+
+typedef struct {
+        uint64_t msgs, errors, conns;
+        uint32_t n_lat, n_greet;
+        uint32_t lat_us[MAX_SAMPLES];
+        uint32_t greet_us[MAX_SAMPLES];
+} WorkerStats;
+
+typedef struct {
+        const char *target;
+        const char *rcpt;
+        unsigned workers;
+        double duration;
+        uint64_t count;      /* 0: run for duration */
+        size_t size;
+        bool keep;           /* many messages per connection */
+        bool verbose;
+} Options;
+
+typedef struct {
+        int fd;
+        char buf[4096];
+        size_t start, end;
+} Conn;
+
+static double now_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static uint32_t us_since(double t0) {
+        double d = (now_s() - t0) * 1e6;
+        return d > UINT32_MAX ? UINT32_MAX : (uint32_t) d;
+}
+
+static int connect_target(const char *target) {
+        struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+        int fd;
+
+        if (target[0] == '/' || strncmp(target, "unix:", 5) == 0) {
+                const char *path = target[0] == '/' ? target : target + 5;
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                if (strlen(path) >= sizeof(sa.sun_path))
+                        return -ENAMETOOLONG;
+                strcpy(sa.sun_path, path);
+                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return -errno;
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                        int r = -errno;
+                        close(fd);
+                        return r;
+                }
+                return fd;
+        }
+
+        /* host:port; the last colon splits ([::1]:24 is not supported). */
+        const char *colon = strrchr(target, ':');
+        if (!colon || colon == target || !colon[1])
+                return -EINVAL;
+        _cleanup_free_ char *host = strndup(target, (size_t) (colon - target));
+        if (!host)
+                return -ENOMEM;
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
+                return -EHOSTUNREACH;
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                int r = -errno;
+                freeaddrinfo(ai);
+                return r;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                int r = -errno;
+                freeaddrinfo(ai);
+                close(fd);
+                return r;
+        }
+        freeaddrinfo(ai);
+        return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+/* Reads one line (without CRLF) into LINE (LINE_MAX_LEN + 1 bytes). */
+static int read_line(Conn *c, char *line) {
+        size_t len = 0;
+        for (;;) {
+                while (c->start < c->end) {
+                        char ch = c->buf[c->start++];
+                        if (ch == '\n') {
+                                if (len > 0 && line[len - 1] == '\r')
+                                        len--;
+                                line[len] = '\0';
+                                return 0;
+                        }
+                        if (len >= LINE_MAX_LEN)
+                                return -E2BIG;
+                        line[len++] = ch;
+                }
+                ssize_t r = recv(c->fd, c->buf, sizeof(c->buf), 0);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r == 0)
+                        return -ECONNRESET;
+                c->start = 0;
+                c->end = (size_t) r;
+        }
+}
+
+/* Reads a (possibly multi-line) reply; returns its code or negative errno.
+ * LAST gets the final line for error messages. */
+static int read_reply(Conn *c, char *last) {
+        for (unsigned lines = 0; lines < 100; lines++) {
+                int r = read_line(c, last);
+                if (r < 0)
+                        return r;
+                if (strlen(last) < 3 || last[0] < '1' || last[0] > '5' ||
+                    last[1] < '0' || last[1] > '9' || last[2] < '0' || last[2] > '9')
+                        return -EBADMSG;
+                if (last[3] == '-')
+                        continue;
+                if (last[3] != ' ' && last[3] != '\0')
+                        return -EBADMSG;
+                return (last[0] - '0') * 100 + (last[1] - '0') * 10 + (last[2] - '0');
+        }
+        return -E2BIG;
+}
+
+static bool expect(Conn *c, const char *cmd, int want, const Options *o) {
+        char last[LINE_MAX_LEN + 1];
+        if (cmd && write_all(c->fd, cmd, strlen(cmd)) < 0) {
+                if (o->verbose)
+                        fprintf(stderr, "lmtp-load: write failed: %m\n");
+                return false;
+        }
+        int code = read_reply(c, last);
+        if (code == want)
+                return true;
+        if (o->verbose) {
+                if (code < 0)
+                        fprintf(stderr, "lmtp-load: after %.*s: %s\n",
+                                cmd ? (int) strcspn(cmd, "\r") : 8, cmd ? cmd : "greeting",
+                                strerror(-code));
+                else
+                        fprintf(stderr, "lmtp-load: after %.*s: %s\n",
+                                cmd ? (int) strcspn(cmd, "\r") : 8, cmd ? cmd : "greeting", last);
+        }
+        return false;
+}
+
+/* A message of exactly max(SIZE, headers + 3) bytes: CRLF lines of at most
+ * 78 characters, none starting with '.', then the ".\r\n" terminator. */
+static char *make_message(const char *rcpt, size_t size, size_t *ret_len) {
+        char head[1024];
+        int h = snprintf(head, sizeof(head),
+                         "From: <bench@example.org>\r\nTo: <%s>\r\n"
+                         "Subject: lmtp-load benchmark\r\n"
+                         "Message-ID: <lmtp-load@example.org>\r\n\r\n", rcpt);
+        if (h < 0 || (size_t) h >= sizeof(head))
+                return NULL;
+        size_t total = size > (size_t) h + 3 ? size : (size_t) h + 3;
+        char *m = malloc(total + 3);
+        if (!m)
+                return NULL;
+        memcpy(m, head, (size_t) h);
+        size_t i = (size_t) h;
+        while (i < total) {
+                size_t left = total - i;
+                /* 76 letters + CRLF, the last line takes what is left (3..80). */
+                size_t n = left >= 81 ? 76 : left - 2;
+                for (size_t k = 0; k < n; k++)
+                        m[i++] = (char) ('a' + k % 26);
+                m[i++] = '\r';
+                m[i++] = '\n';
+        }
+        memcpy(m + total, ".\r\n", 3);
+        *ret_len = total + 3;
+        return m;
+}
+
+static void record(uint32_t *arr, uint32_t *n, uint32_t v) {
+        if (*n < MAX_SAMPLES)
+                arr[(*n)++] = v;
+}
+
+static void worker(const Options *o, unsigned id, WorkerStats *st, const char *msg, size_t msg_len) {
+        double deadline = now_s() + o->duration;
+        uint64_t my_count = 0;
+        if (o->count) {
+                my_count = o->count / o->workers + (id < o->count % o->workers ? 1 : 0);
+                if (my_count == 0)
+                        return;
+        }
+        _cleanup_free_ char *mail = NULL, *rcpt = NULL;
+        if (asprintf(&mail, "MAIL FROM:<bench@example.org>\r\n") < 0 ||
+            asprintf(&rcpt, "RCPT TO:<%s>\r\n", o->rcpt) < 0)
+                _exit(1);
+
+        Conn c = { .fd = -1 };
+        unsigned consecutive_errors = 0;
+        for (;;) {
+                if (o->count ? st->msgs + st->errors >= my_count : now_s() >= deadline)
+                        break;
+                if (consecutive_errors >= 100)   /* the target is down: stop */
+                        break;
+                double t0 = now_s();
+                bool ok = true;
+                if (c.fd < 0) {
+                        int fd = connect_target(o->target);
+                        if (fd < 0) {
+                                if (o->verbose)
+                                        fprintf(stderr, "lmtp-load: connect %s: %s\n", o->target, strerror(-fd));
+                                st->errors++;
+                                consecutive_errors++;
+                                usleep(10000);
+                                continue;
+                        }
+                        c = (Conn) { .fd = fd };
+                        st->conns++;
+                        ok = expect(&c, NULL, 220, o);
+                        if (ok)
+                                record(st->greet_us, &st->n_greet, us_since(t0));
+                        ok = ok && expect(&c, "LHLO lmtp-load.example.org\r\n", 250, o);
+                }
+                ok = ok && expect(&c, mail, 250, o) && expect(&c, rcpt, 250, o) &&
+                     expect(&c, "DATA\r\n", 354, o);
+                if (ok && write_all(c.fd, msg, msg_len) < 0)
+                        ok = false;
+                /* One reply per accepted RCPT after the dot (RFC 2033). */
+                ok = ok && expect(&c, NULL, 250, o);
+                if (ok && !o->keep) {
+                        ok = expect(&c, "QUIT\r\n", 221, o);
+                        close(c.fd);
+                        c.fd = -1;
+                }
+                if (ok) {
+                        st->msgs++;
+                        consecutive_errors = 0;
+                        record(st->lat_us, &st->n_lat, us_since(t0));
+                } else {
+                        st->errors++;
+                        consecutive_errors++;
+                        if (c.fd >= 0)
+                                close(c.fd);
+                        c.fd = -1;
+                }
+        }
+        if (c.fd >= 0) {
+                expect(&c, "QUIT\r\n", 221, o);
+                close(c.fd);
+        }
+}
+
+static int cmp_u32(const void *a, const void *b) {
+        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const uint32_t *sorted, size_t n, double p) {
+        if (n == 0)
+                return 0;
+        size_t i = (size_t) (p / 100.0 * (double) (n - 1) + 0.5);
+        return sorted[i < n ? i : n - 1] / 1000.0;
+}
+
+static _noreturn_ void usage(int code) {
+        fprintf(code ? stderr : stdout,
+                "usage: lmtp-load -t TARGET [-r RCPT] [-p WORKERS] [-d SECONDS | -n COUNT]\n"
+                "                 [-s SIZE] [-k] [-v]\n"
+                "  -t TARGET  /path/to/socket, unix:/path or host:port\n"
+                "  -r RCPT    recipient (default alice@example.com)\n"
+                "  -p N       parallel sessions, one process each (default 1, max %d)\n"
+                "  -d SEC     run for SEC seconds (default 10)\n"
+                "  -n COUNT   send COUNT messages in total instead\n"
+                "  -s SIZE    message size in bytes (default 4096)\n"
+                "  -k         many messages per connection (default: one connection per message)\n"
+                "  -v         print each failed reply to stderr\n", MAX_WORKERS);
+        exit(code);
+}
+
+int main(int argc, char **argv) {
+        Options o = { .rcpt = "alice@example.com", .workers = 1, .duration = 10, .size = 4096 };
+        int ch;
+        while ((ch = getopt(argc, argv, "t:r:p:d:n:s:kvh")) != -1) {
+                char *end;
+                switch (ch) {
+                case 't': o.target = optarg; break;
+                case 'r': o.rcpt = optarg; break;
+                case 'p':
+                        o.workers = (unsigned) strtoul(optarg, &end, 10);
+                        if (*end || o.workers < 1 || o.workers > MAX_WORKERS)
+                                usage(2);
+                        break;
+                case 'd':
+                        o.duration = strtod(optarg, &end);
+                        if (*end || !(o.duration > 0 && o.duration <= 86400))
+                                usage(2);
+                        break;
+                case 'n':
+                        o.count = strtoull(optarg, &end, 10);
+                        if (*end || o.count < 1)
+                                usage(2);
+                        break;
+                case 's':
+                        o.size = (size_t) strtoul(optarg, &end, 10);
+                        if (*end || o.size > 64u << 20)
+                                usage(2);
+                        break;
+                case 'k': o.keep = true; break;
+                case 'v': o.verbose = true; break;
+                case 'h': usage(0);
+                default: usage(2);
+                }
+        }
+        if (!o.target || optind != argc || strpbrk(o.rcpt, "<>\r\n "))
+                usage(2);
+
+        size_t msg_len;
+        _cleanup_free_ char *msg = make_message(o.rcpt, o.size, &msg_len);
+        if (!msg) {
+                fprintf(stderr, "lmtp-load: cannot build the message\n");
+                return 1;
+        }
+
+        size_t map_len = sizeof(WorkerStats) * o.workers;
+        WorkerStats *stats = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (stats == MAP_FAILED) {
+                fprintf(stderr, "lmtp-load: mmap: %m\n");
+                return 1;
+        }
+        signal(SIGPIPE, SIG_IGN);
+
+        double t0 = now_s();
+        pid_t pids[MAX_WORKERS];
+        for (unsigned i = 0; i < o.workers; i++) {
+                pids[i] = fork();
+                if (pids[i] < 0) {
+                        fprintf(stderr, "lmtp-load: fork: %m\n");
+                        return 1;
+                }
+                if (pids[i] == 0) {
+                        worker(&o, i, &stats[i], msg, msg_len);
+                        _exit(0);
+                }
+        }
+        bool worker_failed = false;
+        for (unsigned i = 0; i < o.workers; i++) {
+                int status;
+                while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+                        ;
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        worker_failed = true;
+        }
+        double elapsed = now_s() - t0;
+
+        uint64_t msgs = 0, errors = 0, conns = 0;
+        size_t n_lat = 0, n_greet = 0;
+        for (unsigned i = 0; i < o.workers; i++) {
+                msgs += stats[i].msgs;
+                errors += stats[i].errors;
+                conns += stats[i].conns;
+                n_lat += stats[i].n_lat;
+                n_greet += stats[i].n_greet;
+        }
+        _cleanup_free_ uint32_t *lat = malloc(sizeof(uint32_t) * (n_lat + 1));
+        _cleanup_free_ uint32_t *greet = malloc(sizeof(uint32_t) * (n_greet + 1));
+        if (!lat || !greet) {
+                fprintf(stderr, "lmtp-load: out of memory\n");
+                return 1;
+        }
+        size_t a = 0, b = 0;
+        for (unsigned i = 0; i < o.workers; i++) {
+                memcpy(lat + a, stats[i].lat_us, sizeof(uint32_t) * stats[i].n_lat);
+                a += stats[i].n_lat;
+                memcpy(greet + b, stats[i].greet_us, sizeof(uint32_t) * stats[i].n_greet);
+                b += stats[i].n_greet;
+        }
+        qsort(lat, n_lat, sizeof(uint32_t), cmp_u32);
+        qsort(greet, n_greet, sizeof(uint32_t), cmp_u32);
+        munmap(stats, map_len);
+
+        double rate = elapsed > 0 ? (double) msgs / elapsed : 0;
+        printf("target %s, %u session(s), %s, %zu-byte messages\n", o.target, o.workers,
+               o.keep ? "many messages per connection" : "one connection per message", msg_len - 3);
+        printf("messages %" PRIu64 ", errors %" PRIu64 ", connections %" PRIu64 ", %.2f s\n",
+               msgs, errors, conns, elapsed);
+        printf("throughput %.1f messages/s\n", rate);
+        printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+               pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90), pct_ms(lat, n_lat, 99),
+               n_lat ? lat[n_lat - 1] / 1000.0 : 0);
+        printf("connect-to-greeting ms: median %.3f (%zu connections)\n",
+               pct_ms(greet, n_greet, 50), n_greet);
+        printf("RESULT rate=%.1f msgs=%" PRIu64 " errors=%" PRIu64 " p50=%.3f p90=%.3f p99=%.3f "
+               "greet_p50=%.3f greet_n=%zu\n",
+               rate, msgs, errors, pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90),
+               pct_ms(lat, n_lat, 99), pct_ms(greet, n_greet, 50), n_greet);
+        return errors || worker_failed || msgs == 0 ? 1 : 0;
+}
