@@ -300,13 +300,13 @@ static int connect_one(struct sm_db *db, size_t k, char *err, size_t errlen) {
     if (!m) return -ENOMEM;
     unsigned proto = unix_socket ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
     my_bool no = 0;
-    mysql_optionsv(m, MYSQL_OPT_PROTOCOL, &proto);
-    mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &db->connect_timeout);
-    mysql_optionsv(m, MYSQL_OPT_READ_TIMEOUT, &db->read_timeout);
-    mysql_optionsv(m, MYSQL_OPT_WRITE_TIMEOUT, &db->write_timeout);
-    mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    mysql_optionsv(m, MYSQL_OPT_LOCAL_INFILE, &no);
-    mysql_optionsv(m, MYSQL_OPT_RECONNECT, &no);   /* we reconnect, and drop our statements */
+    mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &db->connect_timeout);
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &db->read_timeout);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &db->write_timeout);
+    mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &no);
+    mysql_options(m, MYSQL_OPT_RECONNECT, &no);   /* we reconnect, and drop our statements */
 
     if (!mysql_real_connect(m, unix_socket ? "localhost" : host, db->user, db->password,
                             db->name, port, unix_socket ? entry : NULL, 0)) {

@@ -30,8 +30,15 @@ class Lab:
         return self.mail / domain / local
 
     def new_messages(self, address):
+        """Files in new/, oldest first by the time in their unique names
+        (secs.M<usecs>...: microseconds are not zero-padded)."""
         d = self.maildir(address) / "new"
-        return sorted(d.iterdir()) if d.exists() else []
+
+        def when(p):
+            secs, rest = p.name.split(".", 1)
+            usecs = rest[1:].split("P", 1)[0] if rest.startswith("M") else "0"
+            return (int(secs), int(usecs) if usecs.isdigit() else 0, p.name)
+        return sorted(d.iterdir(), key=when) if d.exists() else []
 
     def sql(self, statement, user="root"):
         """Runs STATEMENT as the lab's root user; returns stdout."""
@@ -94,6 +101,18 @@ def wait_path(path, timeout=10.0):
     raise TimeoutError(f"{path} did not appear")
 
 
+def wait_unix(path, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(path))
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {path}")
+
+
 class Activated:
     """A handler under systemd-socket-activate --accept, on a loopback port
     or a unix socket; stopped by PID at the end."""
@@ -111,6 +130,7 @@ class Activated:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if unix:
             wait_path(unix)
+            wait_unix(unix)  # the path exists at bind(), before listen()
         else:
             wait_port(port)
 
