@@ -5,11 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "macro.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_SECRET_FILE };
+enum key_type { K_STR, K_UINT, K_SIZE, K_BOOL, K_SECRET_FILE };
 
 struct key {
     const char *section, *name;
@@ -25,6 +26,7 @@ struct key {
 #define STR(s, n, f, d) { s, n, K_STR, OFF(f), d, 0, 0, NULL, 0 }
 #define NUM(s, n, f, d, lo, hi) { s, n, K_UINT, OFF(f), d, lo, hi, NULL, 0 }
 #define SIZE(s, n, f, d, lo, hi) { s, n, K_SIZE, OFF(f), d, lo, hi, NULL, 0 }
+#define BOOL(s, n, f, d) { s, n, K_BOOL, OFF(f), d, 0, 1, NULL, 0 }
 /* A secret: inline (discouraged), from NAME_file, or from a credential. */
 #define SECRET(s, n, f, cred) \
     { s, n, K_STR, OFF(f), "", 0, 0, cred, 0 }, \
@@ -70,6 +72,14 @@ static const struct key keys[] = {
     NUM("delivery", "alias_max_depth", alias_max_depth, "10", 1, 100),
     NUM("delivery", "alias_max_expansion", alias_max_expansion, "1000", 1, 100000),
     STR("delivery", "recipient_delimiter", recipient_delimiter, ""),
+
+    STR("auth", "socket", auth_socket, "/run/sockmail/auth"),
+    NUM("auth", "failure_delay", auth_failure_delay, "2", 0, 60),
+    BOOL("auth", "allow_plaintext", auth_allow_plaintext, "no"),
+    STR("auth", "default_scheme", auth_default_scheme, "SHA512-CRYPT"),
+    NUM("auth", "max_attempts", auth_max_attempts, "3", 1, 100),
+    SIZE("auth", "max_line", auth_max_line, "16K", 1024, 1 << 20),
+    NUM("auth", "timeout", auth_timeout, "120", 1, 3600),
 
     STR("tls", "cert", tls_cert, ""),
     STR("tls", "key", tls_key, ""),
@@ -154,6 +164,16 @@ static int set_value(struct sm_config *c, const struct key *k, const char *v,
         if (*dst) explicit_zero(*dst, strlen(*dst));
         free(*dst);
         *dst = s;
+        return 0;
+    }
+    if (k->type == K_BOOL) {
+        bool yes = !strcasecmp(v, "yes") || !strcasecmp(v, "true") || streq(v, "1") || !strcasecmp(v, "on");
+        bool no = !strcasecmp(v, "no") || !strcasecmp(v, "false") || streq(v, "0") || !strcasecmp(v, "off");
+        if (!yes && !no) {
+            fmt_err(err, errlen, "%s: bad value \"%s\" (yes or no)", k->name, v);
+            return -EINVAL;
+        }
+        *(bool *)((char *)c + k->offset) = yes;
         return 0;
     }
     uint64_t n;
@@ -336,7 +356,9 @@ void sm_config_dump(const struct sm_config *c, FILE *out) {
             fprintf(out, "%s[%s]\n", *section ? "\n" : "", k->section);
             section = k->section;
         }
-        if (k->type == K_STR) {
+        if (k->type == K_BOOL) {
+            fprintf(out, "%s = %s\n", k->name, *(const bool *)((const char *)c + k->offset) ? "yes" : "no");
+        } else if (k->type == K_STR) {
             const char *v = *str_at((struct sm_config *)c, k->offset);
             fprintf(out, "%s = %s\n", k->name, k->credential && *v ? "(set)" : v);
         } else {

@@ -65,6 +65,15 @@ struct sm_config {
     uint64_t alias_max_expansion;  /* destinations after expansion */
     char *recipient_delimiter;     /* empty: none; e.g. "+" */
 
+    /* [auth] */
+    char *auth_socket;            /* auth-checker's socket, for our handlers */
+    uint64_t auth_failure_delay;  /* seconds before a failed login is answered */
+    bool auth_allow_plaintext;    /* PLAIN/LOGIN without TLS from a TCP peer */
+    char *auth_default_scheme;    /* for `sockmail pw` and new users */
+    uint64_t auth_max_attempts;   /* failed logins per connection */
+    uint64_t auth_max_line;       /* bytes of one auth protocol line */
+    uint64_t auth_timeout;        /* seconds of silence before closing */
+
     /* [tls] */
     char *tls_cert, *tls_key, *tls_priority;
     uint64_t tls_handshake_timeout;
