@@ -8,7 +8,8 @@
  *
  * Two connection modes: one connection per message (default: the cost of
  * accept + process start + LHLO is inside every message), or -k, one
- * connection per worker carrying many messages.
+ * connection per worker carrying many messages. -g only connects, reads the
+ * greeting and closes (for launcher/start-up cost alone).
  *
  * Output: messages/s, per-message latency percentiles (connect included in
  * the per-message mode), and the median connect-to-greeting time (from the
@@ -58,6 +59,7 @@ typedef struct {
         uint64_t count;      /* 0: run for duration */
         size_t size;
         bool keep;           /* many messages per connection */
+        bool greet_only;     /* connect, read the 220 line, close */
         bool verbose;
 } Options;
 
@@ -285,6 +287,15 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, const char *m
                         ok = expect(&c, NULL, 220, o);
                         if (ok)
                                 record(st->greet_us, &st->n_greet, us_since(t0));
+                        if (o->greet_only) {
+                                close(c.fd);
+                                c.fd = -1;
+                                if (ok)
+                                        st->msgs++;
+                                else
+                                        st->errors++;
+                                continue;
+                        }
                         ok = ok && expect(&c, "LHLO lmtp-load.example.org\r\n", 250, o);
                 }
                 ok = ok && expect(&c, mail, 250, o) && expect(&c, rcpt, 250, o) &&
@@ -331,7 +342,7 @@ static double pct_ms(const uint32_t *sorted, size_t n, double p) {
 static _noreturn_ void usage(int code) {
         fprintf(code ? stderr : stdout,
                 "usage: lmtp-load -t TARGET [-r RCPT] [-p WORKERS] [-d SECONDS | -n COUNT]\n"
-                "                 [-s SIZE] [-k] [-v]\n"
+                "                 [-s SIZE] [-k | -g] [-v]\n"
                 "  -t TARGET  /path/to/socket, unix:/path or host:port\n"
                 "  -r RCPT    recipient (default alice@example.com)\n"
                 "  -p N       parallel sessions, one process each (default 1, max %d)\n"
@@ -339,6 +350,7 @@ static _noreturn_ void usage(int code) {
                 "  -n COUNT   send COUNT messages in total instead\n"
                 "  -s SIZE    message size in bytes (default 4096)\n"
                 "  -k         many messages per connection (default: one connection per message)\n"
+                "  -g         greeting only: connect, read the 220 line, close (counts as a message)\n"
                 "  -v         print each failed reply to stderr\n", MAX_WORKERS);
         exit(code);
 }
@@ -346,7 +358,7 @@ static _noreturn_ void usage(int code) {
 int main(int argc, char **argv) {
         Options o = { .rcpt = "alice@example.com", .workers = 1, .duration = 10, .size = 4096 };
         int ch;
-        while ((ch = getopt(argc, argv, "t:r:p:d:n:s:kvh")) != -1) {
+        while ((ch = getopt(argc, argv, "t:r:p:d:n:s:kgvh")) != -1) {
                 char *end;
                 switch (ch) {
                 case 't': o.target = optarg; break;
@@ -372,12 +384,13 @@ int main(int argc, char **argv) {
                                 usage(2);
                         break;
                 case 'k': o.keep = true; break;
+                case 'g': o.greet_only = true; break;
                 case 'v': o.verbose = true; break;
                 case 'h': usage(0);
                 default: usage(2);
                 }
         }
-        if (!o.target || optind != argc || strpbrk(o.rcpt, "<>\r\n "))
+        if (!o.target || optind != argc || strpbrk(o.rcpt, "<>\r\n ") || (o.keep && o.greet_only))
                 usage(2);
 
         size_t msg_len;
@@ -447,6 +460,7 @@ int main(int argc, char **argv) {
 
         double rate = elapsed > 0 ? (double) msgs / elapsed : 0;
         printf("target %s, %u session(s), %s, %zu-byte messages\n", o.target, o.workers,
+               o.greet_only ? "greeting only" :
                o.keep ? "many messages per connection" : "one connection per message", msg_len - 3);
         printf("messages %" PRIu64 ", errors %" PRIu64 ", connections %" PRIu64 ", %.2f s\n",
                msgs, errors, conns, elapsed);

@@ -246,3 +246,29 @@ class DovecotLab:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def _main(argv):
+    """python3 dovecot_lab.py start ROOT LABDIR [PROTOCOLS...] | stop ROOT
+    for shell scripts (bench/run). start prints the LMTP socket path; the
+    master daemonises, so stop finds it again through ROOT/base/master.pid."""
+    import types
+    if len(argv) >= 3 and argv[0] == "start":
+        labdir = pathlib.Path(argv[2]).resolve()
+        lab = types.SimpleNamespace(dir=labdir, mysql_socket=labdir / "mysql.sock")
+        dv = DovecotLab(argv[1], lab, protocols=tuple(argv[3:]) or ("lmtp",)).start()
+        print(dv.lmtp_socket)
+        return 0
+    if len(argv) == 2 and argv[0] == "stop":
+        lab = types.SimpleNamespace(dir=pathlib.Path(argv[1]), mysql_socket=None)
+        dv = DovecotLab(argv[1], lab)
+        dv.started = True
+        dv.stop()
+        return 0
+    print(_main.__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_main(sys.argv[1:]))
