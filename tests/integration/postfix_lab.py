@@ -51,6 +51,7 @@ import grp
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 
 POSTFIX = "/usr/sbin/postfix"
@@ -109,15 +110,20 @@ def _read_secret(path):
 def ensure_reachable(path, user="postfix", socket_mode=0o666):
     """Lets USER reach PATH: adds o+x to every ancestor directory USER could
     not search, and for a socket sets SOCKET_MODE (connect() needs write
-    permission on the socket file). Only search bits are added, never read."""
+    permission on the socket file). Only search bits are added, never read,
+    and only below the temp directory."""
     path = pathlib.Path(path).resolve()
     pw = pwd.getpwnam(user)
+    tmp = pathlib.Path(tempfile.gettempdir()).resolve()
     for d in reversed(path.parents):
         st = d.stat()
-        if st.st_uid == pw.pw_uid:
+        if st.st_uid == pw.pw_uid or st.st_mode & stat.S_IXOTH:
             continue
-        if not st.st_mode & stat.S_IXOTH:
-            os.chmod(d, stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
+        # Only our own scratch directories are loosened, never e.g. /root.
+        if tmp not in d.parents:
+            raise PermissionError(f"{user} cannot traverse {d} (mode {stat.S_IMODE(st.st_mode):o}); "
+                                  f"put the lab under {tmp} or add o+x yourself")
+        os.chmod(d, stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
     if path.exists() and stat.S_ISSOCK(path.stat().st_mode):
         os.chmod(path, socket_mode)
 
