@@ -328,7 +328,8 @@ int sm_addr_normalize(const char *s, size_t len, unsigned flags, char **ret, con
     o += domain_len;
     out[o] = 0;
     if (o > MAX_MAILBOX) {
-        /* Cannot happen while normal forms are never longer; kept as a guard. */
+        /* inet_ntop can write an IPv6 literal longer than it came
+         * ("::ffff:0" -> "::255.255.0.0"): the limit holds for the result too. */
         free(out);
         set_why(why, "address too long");
         return -EINVAL;

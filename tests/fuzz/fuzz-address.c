@@ -2,8 +2,8 @@
  *
  * Input: byte 0 chooses the flags (bit 0: SM_ADDR_UTF8), the rest is the
  * address. Checked: a refusal has a reason; an accepted address has a
- * normal form that is accepted again unchanged (idempotence), is no longer
- * than 254 octets, and splits into a local part and a domain. */
+ * normal form that is accepted again unchanged (idempotence), is at most
+ * 254 octets, and splits into a local part and a domain. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     size_t n = strlen(out);
-    if (n == 0 || n > 254 || n > len) abort();
+    /* not n <= len: an IPv6 literal may grow ("::ffff:0" -> "::255.255.0.0") */
+    if (n == 0 || n > 254) abort();
 
     char *again = NULL;
     why = NULL;

@@ -51,6 +51,7 @@ static const struct ok_case good[] = {
     { "x@[ipv6:2001:db8:0:0:0:0:0:1]", 0, "x@[IPv6:2001:db8::1]" },
     { "x@[IPv6:::ffff:192.0.2.1]", 0, "x@[IPv6:::ffff:192.0.2.1]" },
     { "x@[IPv6:::1]", 0, "x@[IPv6:::1]" },
+    { "x@[IPv6:::ffff:0]", 0, "x@[IPv6:::255.255.0.0]" },  /* found by fuzz-address: grows */
     /* RFC 6531 */
     { "j\xc3\xb6rg@example.com", U, "j\xc3\xb6rg@example.com" },
     { "user@\xc3\xb6sterreich.EXAMPLE", U, "user@\xc3\xb6sterreich.example" },
