@@ -40,6 +40,10 @@ struct ctx {
     size_t n_domains;
     char *err;
     size_t errlen;
+    struct sm_explain *trace;   /* sm_resolve_explain only; NULL otherwise */
+    unsigned trace_extra;       /* indentation of a delimiter retry */
+    size_t trace_max;
+    bool trace_oom;
 };
 
 static void add_note(struct ctx *c, const char *fmt, ...) _printf_(2, 3);
@@ -61,6 +65,46 @@ static void add_note(struct ctx *c, const char *fmt, ...) {
     if (!n) return;
     snprintf(n + old, add + 1, "%s%s", old ? "; " : "", buf);
     c->ret->note = n;
+}
+
+/* Records one node of the expansion tree (sm_resolve_explain); does nothing
+ * for sm_resolve, so both take exactly the same path. */
+static void trace(struct ctx *c, enum sm_explain_kind kind, const char *address,
+                  const char *fmt, ...) _printf_(4, 5);
+static void trace(struct ctx *c, enum sm_explain_kind kind, const char *address,
+                  const char *fmt, ...) {
+    struct sm_explain *t = c->trace;
+    if (!t || c->trace_oom || t->truncated) return;
+    if (t->n >= c->trace_max) {
+        t->truncated = 1;
+        return;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        struct sm_explain_step *v = realloc(t->steps, cap * sizeof *v);
+        if (!v) {
+            c->trace_oom = true;
+            return;
+        }
+        t->steps = v, t->cap = cap;
+    }
+    char *detail = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&detail, fmt, ap) < 0) detail = NULL, c->trace_oom = true;
+        va_end(ap);
+    }
+    char *a = strdup(address);
+    if (!a || c->trace_oom) {
+        free(a);
+        free(detail);
+        c->trace_oom = true;
+        return;
+    }
+    t->steps[t->n++] = (struct sm_explain_step){
+        .depth = (unsigned)c->depth + c->trace_extra, .kind = kind, .address = a, .detail = detail,
+    };
 }
 
 /* Splits a normalized address at its last '@' (both parts point into BUF). */
@@ -253,6 +297,7 @@ static int expand_destinations(struct ctx *c, const char *address, struct strv *
         _cleanup_free_ char *norm = NULL;
         const char *why = NULL;
         if (sm_addr_normalize(dests->v[i], strlen(dests->v[i]), SM_ADDR_UTF8, &norm, &why) < 0) {
+            trace(c, SM_EXPLAIN_MALFORMED, dests->v[i], "%s", why ? why : "bad syntax");
             add_note(c, "%s: dropped malformed destination \"%.100s\" (%s)", address, dests->v[i],
                      why ? why : "bad syntax");
             continue;
@@ -271,14 +316,19 @@ static int expand_destinations(struct ctx *c, const char *address, struct strv *
             if (r != 0) break;
             if (!local) continue;   /* cannot be: a remote address has no alias row */
             r = user_lookup(c, norm, &mailbox);
-            if (r == SM_FOUND) r = add_mailbox(c, mailbox);
-            else if (r == SM_NOTFOUND) {
+            if (r == SM_FOUND) {
+                trace(c, SM_EXPLAIN_USER, mailbox, "already on the alias path: its own mailbox");
+                r = add_mailbox(c, mailbox);
+            } else if (r == SM_NOTFOUND) {
+                trace(c, SM_EXPLAIN_LOOP, norm, "alias loop, dropped");
                 add_note(c, "alias loop at %s dropped", norm);
                 r = 0;
             }
             continue;
         }
         if (c->depth > c->cfg->alias_max_depth) {
+            trace(c, SM_EXPLAIN_DEPTH, norm, "alias_max_depth (%llu) reached, dropped",
+                  (unsigned long long)c->cfg->alias_max_depth);
             add_note(c, "alias depth limit (%llu) reached at %s",
                      (unsigned long long)c->cfg->alias_max_depth, norm);
             continue;
@@ -297,6 +347,7 @@ static int resolve_local(struct ctx *c, const char *address) {
     if (dests.oom) r = -ENOMEM;
     if (r == SM_FOUND && dests.n == 0) r = SM_NOTFOUND;   /* only empty rows */
     if (r == SM_FOUND) {
+        trace(c, SM_EXPLAIN_ALIAS, address, "%zu destination%s", dests.n, dests.n == 1 ? "" : "s");
         r = expand_destinations(c, address, &dests);
         strv_free(&dests);
         return r == 0 ? SM_FOUND : r;
@@ -307,6 +358,7 @@ static int resolve_local(struct ctx *c, const char *address) {
     char *mailbox = NULL;
     r = user_lookup(c, address, &mailbox);
     if (r != SM_FOUND) return r;
+    trace(c, SM_EXPLAIN_USER, mailbox, NULL);
     r = add_mailbox(c, mailbox);
     return r == 0 ? SM_FOUND : r;
 }
@@ -316,13 +368,17 @@ static int expand(struct ctx *c, const char *address) {
     const char *local, *domain;
     if (!copy) return -ENOMEM;
     if (!split(copy, &local, &domain)) {
+        trace(c, SM_EXPLAIN_MALFORMED, address, "no local part or domain");
         add_note(c, "dropped malformed address \"%.100s\"", address);
         return 0;
     }
     bool is_local;
     int r = domain_is_local(c, domain, &is_local);
     if (r != 0) return r;
-    if (!is_local) return add_remote(c, address);
+    if (!is_local) {
+        trace(c, SM_EXPLAIN_REMOTE, address, "%s is not a local domain", domain);
+        return add_remote(c, address);
+    }
 
     r = resolve_local(c, address);
     if (r != SM_NOTFOUND) return r == SM_FOUND ? 0 : r;
@@ -334,7 +390,10 @@ static int expand(struct ctx *c, const char *address) {
         if (base > 0 && local[base]) {
             _cleanup_free_ char *plain = NULL;
             if (asprintf(&plain, "%.*s@%s", (int)base, local, domain) < 0) return -ENOMEM;
+            trace(c, SM_EXPLAIN_DELIMITER, address, "recipient_delimiter: tried as %s", plain);
+            c->trace_extra++;
             r = resolve_local(c, plain);
+            c->trace_extra--;
             if (r != SM_NOTFOUND) return r == SM_FOUND ? 0 : r;
         }
     }
@@ -345,8 +404,11 @@ static int expand(struct ctx *c, const char *address) {
     struct strv dests = { .max = c->cfg->alias_max_expansion };
     r = lookup(c, c->cfg->query_alias, catchall, collect_destinations, &dests);
     if (dests.oom) r = -ENOMEM;
-    if (r == SM_FOUND && dests.n > 0) r = expand_destinations(c, address, &dests);
-    else if (r == SM_FOUND || r == SM_NOTFOUND) {
+    if (r == SM_FOUND && dests.n > 0) {
+        trace(c, SM_EXPLAIN_CATCHALL, address, "no user or alias: catch-all %s", catchall);
+        r = expand_destinations(c, address, &dests);
+    } else if (r == SM_FOUND || r == SM_NOTFOUND) {
+        trace(c, SM_EXPLAIN_UNKNOWN, address, "no user, alias or catch-all");
         add_note(c, "unknown address %s", address);
         r = 0;
     }
@@ -364,8 +426,9 @@ void sm_resolved_free(struct sm_resolved *r) {
     *r = (struct sm_resolved){ 0 };
 }
 
-int sm_resolve(struct sm_db *db, const struct sm_config *cfg, const char *address,
-               struct sm_resolved *ret, char *err, size_t errlen) {
+static int resolve_traced(struct sm_db *db, const struct sm_config *cfg, const char *address,
+                          struct sm_resolved *ret, struct sm_explain *tr, char *err,
+                          size_t errlen) {
     char dummy[1];
     if (!err || !errlen) err = dummy, errlen = sizeof dummy;
     err[0] = 0;
@@ -382,18 +445,21 @@ int sm_resolve(struct sm_db *db, const struct sm_config *cfg, const char *addres
         .db = db, .cfg = cfg, .ret = ret, .path = path,
         .lookups_left = cfg->alias_max_expansion * 2 + 16,
         .err = err, .errlen = errlen,
+        .trace = tr, .trace_max = cfg->alias_max_expansion * 4 + 64,
     };
 
     _cleanup_free_ char *norm = NULL;
     const char *why = NULL;
     int r;
     if (sm_addr_normalize(address, strlen(address), SM_ADDR_UTF8, &norm, &why) < 0) {
+        trace(c, SM_EXPLAIN_MALFORMED, address, "%s", why ? why : "bad syntax");
         add_note(c, "malformed address (%s)", why ? why : "bad syntax");
         r = 0;
     } else
         r = expand(c, norm);
 
     for (size_t i = 0; i < c->n_domains; i++) free(c->domains[i].name);
+    bool trace_oom = c->trace_oom;
     free(c);
 
     if (r == -E2BIG) {
@@ -401,10 +467,47 @@ int sm_resolve(struct sm_db *db, const struct sm_config *cfg, const char *addres
         add_note(&(struct ctx){ .ret = ret }, "lookup limit reached, the rest dropped");
         r = 0;
     }
-    if (r == -ENOMEM) {
+    if (r == -ENOMEM || (r == 0 && trace_oom)) {
         snprintf(err, errlen, "out of memory");
         return SM_TEMPFAIL;
     }
     if (r != 0) return SM_TEMPFAIL;   /* SM_TEMPFAIL from a lookup: ERR is set */
     return ret->n_mailboxes + ret->n_remote > 0 ? SM_FOUND : SM_NOTFOUND;
+}
+
+int sm_resolve(struct sm_db *db, const struct sm_config *cfg, const char *address,
+               struct sm_resolved *ret, char *err, size_t errlen) {
+    return resolve_traced(db, cfg, address, ret, NULL, err, errlen);
+}
+
+int sm_resolve_explain(struct sm_db *db, const struct sm_config *cfg, const char *address,
+                       struct sm_resolved *ret, struct sm_explain *ret_explain, char *err,
+                       size_t errlen) {
+    *ret_explain = (struct sm_explain){ 0 };
+    return resolve_traced(db, cfg, address, ret, ret_explain, err, errlen);
+}
+
+void sm_explain_free(struct sm_explain *e) {
+    if (!e) return;
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->steps[i].address);
+        free(e->steps[i].detail);
+    }
+    free(e->steps);
+    *e = (struct sm_explain){ 0 };
+}
+
+const char *sm_explain_kind_name(enum sm_explain_kind kind) {
+    switch (kind) {
+    case SM_EXPLAIN_USER: return "user";
+    case SM_EXPLAIN_ALIAS: return "alias";
+    case SM_EXPLAIN_CATCHALL: return "catch-all";
+    case SM_EXPLAIN_DELIMITER: return "delimiter";
+    case SM_EXPLAIN_REMOTE: return "remote";
+    case SM_EXPLAIN_UNKNOWN: return "unknown";
+    case SM_EXPLAIN_LOOP: return "loop";
+    case SM_EXPLAIN_DEPTH: return "depth-limit";
+    case SM_EXPLAIN_MALFORMED: return "malformed";
+    }
+    return "?";
 }

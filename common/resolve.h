@@ -37,3 +37,43 @@ int sm_resolve(struct sm_db *db, const struct sm_config *cfg, const char *addres
                struct sm_resolved *ret, char *err, size_t errlen);
 void sm_resolved_free(struct sm_resolved *r);
 
+/* ---- the expansion as a tree, for `sockmail lookup` ---- */
+
+/* One node of the expansion, in the order the resolution visited it
+ * (pre-order: a node's children follow it, DEPTH one more). */
+enum sm_explain_kind {
+    SM_EXPLAIN_USER,       /* a mailbox; ADDRESS as the database spells it */
+    SM_EXPLAIN_ALIAS,      /* alias rows; the destinations follow one deeper */
+    SM_EXPLAIN_CATCHALL,   /* no user or alias: the @domain rows follow one deeper */
+    SM_EXPLAIN_DELIMITER,  /* user+ext@d unknown: user@d follows one deeper */
+    SM_EXPLAIN_REMOTE,     /* not a local domain: relayed */
+    SM_EXPLAIN_UNKNOWN,    /* local domain, but no user, alias or catch-all */
+    SM_EXPLAIN_LOOP,       /* already on the path and no user: dropped */
+    SM_EXPLAIN_DEPTH,      /* alias_max_depth reached: dropped */
+    SM_EXPLAIN_MALFORMED,  /* a destination with bad syntax: dropped */
+};
+
+struct sm_explain_step {
+    unsigned depth;
+    enum sm_explain_kind kind;
+    char *address;
+    char *detail;          /* a short reason, or NULL */
+};
+
+struct sm_explain {
+    struct sm_explain_step *steps;
+    size_t n, cap;
+    int truncated;         /* more steps than alias_max_expansion * 4 + 64: the rest left out */
+};
+
+/* Exactly sm_resolve (same lookups, same result in RET, same return), and
+ * also records the expansion tree in RET_EXPLAIN (filled in every case,
+ * freed with sm_explain_free). */
+int sm_resolve_explain(struct sm_db *db, const struct sm_config *cfg, const char *address,
+                       struct sm_resolved *ret, struct sm_explain *ret_explain, char *err,
+                       size_t errlen);
+void sm_explain_free(struct sm_explain *e);
+
+/* "user", "alias", "catch-all", "delimiter", "remote", "unknown", "loop",
+ * "depth-limit", "malformed". */
+const char *sm_explain_kind_name(enum sm_explain_kind kind);
