@@ -149,6 +149,30 @@ static void test_values(void) {
     sm_config_free(c);
 }
 
+static void test_bools(void) {
+    char err[256];
+    struct sm_config *c = sm_config_defaults();
+    ok(c && !c->auth_allow_plaintext && c->smtp_mx_starttls, "boolean defaults (no, yes)");
+    sm_config_free(c);
+    static const char *yes[] = { "yes", "YES", "true", "on", "1" }, *no[] = { "no", "False", "off", "0" };
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[auth]\nallow_plaintext = %s\n", yes[i]);
+        c = parse(text, err, sizeof err);
+        ok(c && c->auth_allow_plaintext, "boolean %s", yes[i]);
+        sm_config_free(c);
+    }
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[smtp]\nmx_starttls = %s\n", no[i]);
+        c = parse(text, err, sizeof err);
+        ok(c && !c->smtp_mx_starttls, "boolean %s", no[i]);
+        sm_config_free(c);
+    }
+    fails_with("bad boolean", "[auth]\nallow_plaintext = maybe\n", 0, "test.conf:2:", "maybe", NULL);
+    fails_with("empty boolean", "[auth]\nallow_plaintext =\n", 0, "test.conf:2:", NULL);
+}
+
 static void test_bad_values(void) {
     fails_with("number below minimum", "[database]\nconnect_timeout = 0\n", 0, "test.conf:2:", "connect_timeout", NULL);
     fails_with("number above maximum", "[database]\nconnect_timeout = 601\n", 0, "test.conf:2:", "601", NULL);
@@ -483,8 +507,17 @@ static void test_shipped_file(void) {
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char key[128];
         if (sscanf(line, "[%63[^]]]", section) == 1) continue;
-        if (sscanf(line, "# %127[a-z0-9_] =", key) != 1 && sscanf(line, "#%127[a-z0-9_] =", key) != 1) continue;
-        if (!strchr(line, '=')) continue;
+        /* exactly "#", spaces, a key, spaces, "=": not prose that contains "=" */
+        if (line[0] != '#') continue;
+        const char *q = line + 1;
+        while (*q == ' ' || *q == '\t') q++;
+        size_t kn = strspn(q, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (!kn || kn >= sizeof key) continue;
+        memcpy(key, q, kn);
+        key[kn] = 0;
+        q += kn;
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q != '=') continue;
         char snippet[512];
         size_t kl = strlen(key);
         bool is_file = kl > 5 && strcmp(key + kl - 5, "_file") == 0;
@@ -571,6 +604,7 @@ int main(void) {
     unsetenv("CREDENTIALS_DIRECTORY");
     test_defaults();
     test_values();
+    test_bools();
     test_bad_values();
     test_syntax_errors();
     test_crlf();
