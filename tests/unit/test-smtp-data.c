@@ -118,7 +118,7 @@ static void sleep_us(long us) {
 
 /* A child writes IN to a socketpair in writes of PIECE bytes (0: one), pausing
  * DELAY_US between them, then closes (unless HOLD: then it waits to be
- * killed). SPOOL < 0: a fresh memfd. */
+ * killed). SPOOL -1: a fresh memfd. */
 static void run_socket(const char *in, size_t len, size_t piece, long delay_us, bool hold,
                        int spool, uint64_t max, unsigned timeout, struct outcome *o) {
     int sv[2];
@@ -141,7 +141,7 @@ static void run_socket(const char *in, size_t len, size_t piece, long delay_us, 
     struct sm_io *io = sm_io_new(sv[0], sv[0]);
     if (!io) exit(99);
     sm_io_set_timeout(io, timeout);
-    int own = spool < 0 ? new_spool() : -1;
+    int own = spool == -1 ? new_spool() : -1;
     read_body(io, own >= 0 ? own : spool, max, o);
     sm_io_free(io);
     if (own >= 0) close(own);
@@ -410,6 +410,18 @@ static void test_long_lines(void) {
         free(l);
     }
 
+    /* "." CR LF as the next piece after 64 KB of a line is not the end */
+    for (size_t len = 65535; len <= 65537; len++) {
+        char *l = pattern(len + 1);
+        l[len] = '.';
+        memcpy(w, l, len + 1);
+        w[len + 1] = '\n';
+        char name[80];
+        snprintf(name, sizeof name, "\".\" CR LF after %zu bytes of a line is data", len);
+        check_long(name, l, len + 1, w, len + 2, false);
+        free(l);
+    }
+
     free(c);
     free(w);
 }
@@ -483,6 +495,12 @@ static void test_spool(void) {
     run_socket(S(".\r\n" NEXT), 0, 0, false, ro, UINT64_MAX, 10, &o);
     ok(o.r == SM_IO_OK && o.res.write_error == 0 && o.res.size == 0 && sm_data_ok(&o.res),
        "read-only spool, empty body: no write, no error");
+    outcome_free(&o);
+
+    /* no spool at all: lmtp passes -errno when it could not open one */
+    run_socket(S("x\r\n.\r\n" NEXT), 0, 0, false, -EACCES, UINT64_MAX, 10, &o);
+    ok(o.r == SM_IO_OK && o.res.write_error == EBADF && streq(o.next, "NEXT"),
+       "negative spool fd: write_error EBADF, in step");
     outcome_free(&o);
 
     /* a pipe whose reader is gone (SIGPIPE ignored, as a handler would) */
