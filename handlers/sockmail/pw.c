@@ -70,8 +70,6 @@ static int read_line(char **ret) {
 
 static int prompt(const char *text, char **ret) {
     struct termios t;
-    fputs(text, stderr);
-    fflush(stderr);
     if (tcgetattr(STDIN_FILENO, &saved_tty) < 0) return -errno;
     t = saved_tty;
     t.c_lflag &= ~(tcflag_t)ECHO;
@@ -81,7 +79,14 @@ static int prompt(const char *text, char **ret) {
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) sigaction(sigs[i], &sa, &old[i]);
     tty_changed = 1;
-    int r = tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0 ? -errno : read_line(ret);
+    /* Echo off before the prompt: what is typed after it is never shown
+     * (TCSAFLUSH drops only what was typed before). */
+    int r = tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0 ? -errno : 0;
+    if (r == 0) {
+        fputs(text, stderr);
+        fflush(stderr);
+        r = read_line(ret);
+    }
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
     tty_changed = 0;
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) sigaction(sigs[i], &old[i], NULL);
