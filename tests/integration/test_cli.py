@@ -549,3 +549,23 @@ def test_database_down_is_temporary(sockmail, lab, clidomain):
     finally:
         lab.db_start()
     assert sockmail("domain", "list").returncode == 0
+
+
+def test_lookup_loop_and_delimiter(sockmail, lab, clidomain, tmp_path):
+    assert sockmail("user", "add", "u@cli.test", "-p", "x").returncode == 0
+    assert sockmail("alias", "add", "a@cli.test", "b@cli.test").returncode == 0
+    assert sockmail("alias", "add", "b@cli.test", "a@cli.test", "u@cli.test").returncode == 0
+    j = json.loads(sockmail("lookup", "--json", "a@cli.test").stdout)
+    assert [(s["depth"], s["address"], s["kind"]) for s in j["tree"]] == [
+        (0, "a@cli.test", "alias"), (1, "b@cli.test", "alias"),
+        (2, "a@cli.test", "loop"), (2, "u@cli.test", "user")]
+    assert [m["address"] for m in j["mailboxes"]] == ["u@cli.test"]
+    assert "loop" in j["note"]
+
+    conf = tmp_path / "delim.conf"
+    conf.write_text(lab.config.read_text() + "\n[delivery]\nrecipient_delimiter = +\n")
+    r = sockmail("lookup", "u+tag@cli.test", config=conf)
+    assert r.returncode == 0
+    assert "  u+tag@cli.test: delimiter (recipient_delimiter: tried as u@cli.test)" in r.stdout
+    assert "    u@cli.test: user -> " in r.stdout
+    assert sockmail("lookup", "u+tag@cli.test").returncode == 1   # no delimiter: unknown
