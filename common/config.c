@@ -87,6 +87,13 @@ static const struct key keys[] = {
     NUM("tls", "handshake_timeout", tls_handshake_timeout, "30", 1, 3600),
 
     LIMITS("lmtp", lmtp, "4096", "64M", "1000", "20", "300", "600"),
+
+    LIMITS("smtp", smtp, "4096", "64M", "1000", "20", "300", "180"),
+    SIZE("smtp", "submission_max_message_size", smtp_submission_max_message_size, "64M",
+         1024, UINT64_C(1) << 40),
+    BOOL("smtp", "accept_bare_lf", smtp_accept_bare_lf, "no"),
+    BOOL("smtp", "mx_auth", smtp_mx_auth, "no"),
+    BOOL("smtp", "mx_starttls", smtp_mx_starttls, "yes"),
 };
 
 static void fmt_err(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);

@@ -80,6 +80,13 @@ struct sm_config {
 
     /* [lmtp] */
     struct sm_proto_limits lmtp;
+
+    /* [smtp] */
+    struct sm_proto_limits smtp;           /* max_message_size: mx mode */
+    uint64_t smtp_submission_max_message_size;
+    bool smtp_accept_bare_lf;              /* store lines ending in bare LF */
+    bool smtp_mx_auth;                     /* offer AUTH on mx (after TLS) */
+    bool smtp_mx_starttls;                 /* offer STARTTLS on mx */
 };
 
 /* Loads PATH (NULL: $SOCKMAIL_CONFIG, else SM_DEFAULT_CONFIG) over the

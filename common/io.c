@@ -337,6 +337,24 @@ int sm_io_getchunk(struct sm_io *io, size_t max, struct sm_line *ret) {
     }
 }
 
+int sm_io_read(struct sm_io *io, size_t max, const char **ret, size_t *ret_len) {
+    restore_saved(io);
+    if (max == 0 || ensure_cap(io, 0) < 0) return SM_IO_ERROR;
+    if (io->rstart == io->rend) {
+        int r = fill(io);
+        if (r < 0) return r;
+    }
+    size_t n = io->rend - io->rstart;
+    if (n > max) n = max;
+    *ret = io->buf + io->rstart;
+    *ret_len = n;
+    io->rstart += n;
+    io->scanned = 0;
+    /* Not reset to 0 when empty: RET must stay valid until the next call
+     * (fill() compacts only then). */
+    return SM_IO_OK;
+}
+
 size_t sm_io_buffered(const struct sm_io *io) {
     size_t n = io->rend - io->rstart;
     if (io->t.pending) n += io->t.pending(io->t.ctx);

@@ -93,6 +93,12 @@ int sm_io_getline(struct sm_io *io, size_t max, struct sm_line *ret);
  * caller decides whether that is an error), then SM_IO_EOF. */
 int sm_io_getchunk(struct sm_io *io, size_t max, struct sm_line *ret);
 
+/* Up to MAX raw bytes of input (at least one; what is buffered first),
+ * for byte-counted data such as BDAT chunks: *RET points into the reader's
+ * buffer and stays valid until the next call on IO. SM_IO_OK, or
+ * SM_IO_EOF / SM_IO_TIMEOUT / SM_IO_ERROR. */
+int sm_io_read(struct sm_io *io, size_t max, const char **ret, size_t *ret_len);
+
 /* Bytes received but not yet returned; used to refuse pipelining where it
  * is not allowed (e.g. before a STARTTLS reply). */
 size_t sm_io_buffered(const struct sm_io *io);
