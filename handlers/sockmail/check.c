@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "maildir.h"
-#include "passwd.h"
 #include "sockmail.h"
 
 #define GRANTS_FIX "apply sql/grants.sql to the mail database"
@@ -40,9 +39,7 @@ static void check_config(struct findings *f, const struct sm_config *cfg) {
         finding(f, FINDING_WARNING, "use %d and %n in [general] mail_location",
                 "mail_location \"%s\" has no %%-escape: every user shares one Maildir",
                 cfg->mail_location);
-    if (!sm_passwd_dummy(cfg->auth_default_scheme) ||
-        streq(sm_passwd_scheme(sm_passwd_dummy(cfg->auth_default_scheme)), "UNKNOWN") ||
-        cli_check_scheme(cfg, NULL) != 0)
+    if (!cli_scheme_known(cfg->auth_default_scheme))
         finding(f, FINDING_ERROR, "set [auth] default_scheme to SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or YESCRYPT",
                 "[auth] default_scheme \"%s\" is not a scheme sockmail can make", cfg->auth_default_scheme);
 }

@@ -107,7 +107,7 @@ int cli_read_password(bool confirm, char **ret) {
         r = read_line(&a);
         if (r < 0) return read_failed(r);
     } else {
-        r = prompt("Enter new password: ", &a);
+        r = prompt(confirm ? "Enter new password: " : "Enter password to verify: ", &a);
         if (r < 0) return read_failed(r);
         if (confirm) {
             r = prompt("Retype new password: ", &b);
@@ -129,10 +129,15 @@ int cli_read_password(bool confirm, char **ret) {
 /* The schemes sm_passwd_hash makes (passwd.h). */
 static const char *const schemes[] = { "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "YESCRYPT" };
 
+bool cli_scheme_known(const char *scheme) {
+    for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
+        if (strcasecmp(scheme, schemes[i]) == 0) return true;
+    return false;
+}
+
 int cli_check_scheme(const struct sm_config *cfg, const char *scheme) {
     const char *s = scheme ? scheme : cfg->auth_default_scheme;
-    for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
-        if (strcasecmp(s, schemes[i]) == 0) return 0;
+    if (cli_scheme_known(s)) return 0;
     cli_error("unknown scheme \"%s\"%s: use SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or YESCRYPT", s,
               scheme ? "" : " ([auth] default_scheme in the config)");
     return SM_EXIT_USAGE;

@@ -100,6 +100,8 @@ int cli_hash(const struct sm_config *cfg, const char *scheme, const char *passwo
 /* 0 when SCHEME (NULL: the default) is one cli_hash can make, else the
  * usage message printed and SM_EXIT_USAGE. */
 int cli_check_scheme(const struct sm_config *cfg, const char *scheme);
+/* Is SCHEME one of those (case-insensitive)? Prints nothing. */
+bool cli_scheme_known(const char *scheme);
 /* Frees a password after zeroing it. */
 void cli_free_secret(char **p);
 #define _cleanup_secret_ _cleanup_(cli_free_secret)
