@@ -209,10 +209,11 @@ int sm_sasl_plain_parse(char *data, size_t len, const char **ret_authzid,
     /* data[len] is NUL (sm_auth_b64_decode), so the password is a string. */
     const char *authzid = data, *authcid = nul1 + 1, *passwd = nul2 + 1;
     if (!*authcid || !*passwd) return -EINVAL;
-    if (*authzid && !streq(authzid, authcid)) return -EPERM;
+    /* Set on -EPERM too, so the caller can log who tried to be whom. */
     *ret_authzid = authzid;
     *ret_authcid = authcid;
     *ret_passwd = passwd;
+    if (*authzid && !streq(authzid, authcid)) return -EPERM;
     return 0;
 }
 

@@ -105,7 +105,8 @@ void sm_auth_free_secret(char *p, size_t len);
 /* SASL PLAIN (RFC 4616): "authzid NUL authcid NUL passwd" of LEN bytes,
  * split in place. -EINVAL: not exactly two NULs, empty authcid or
  * password; -EPERM: an authzid that differs from authcid (we do not let
- * one user act as another). On 0 RET_AUTHZID may be "". */
+ * one user act as another; the three pointers are set, for the log). On 0
+ * RET_AUTHZID may be "". */
 int sm_sasl_plain_parse(char *data, size_t len, const char **ret_authzid,
                         const char **ret_authcid, const char **ret_passwd);
 

@@ -272,7 +272,10 @@ static void test_plain(void) {
     char b[] = "alice@example.com\0alice@example.com\0pw";
     is_int(sm_sasl_plain_parse(b, sizeof b - 1, &z, &c, &p), 0, "authzid equal to authcid");
     char d[] = "bob@example.com\0alice@example.com\0pw";
+    z = c = p = NULL;
     is_int(sm_sasl_plain_parse(d, sizeof d - 1, &z, &c, &p), -EPERM, "authzid differs: EPERM");
+    is_str(z, "bob@example.com", "EPERM still sets authzid (for the log)");
+    is_str(c, "alice@example.com", "EPERM still sets authcid");
     char e[] = "\0alice\0pw\0extra";
     is_int(sm_sasl_plain_parse(e, sizeof e - 1, &z, &c, &p), -EINVAL, "third NUL refused");
     char f[] = "\0alice";
