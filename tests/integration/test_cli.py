@@ -569,3 +569,16 @@ def test_lookup_loop_and_delimiter(sockmail, lab, clidomain, tmp_path):
     assert "  u+tag@cli.test: delimiter (recipient_delimiter: tried as u@cli.test)" in r.stdout
     assert "    u@cli.test: user -> " in r.stdout
     assert sockmail("lookup", "u+tag@cli.test").returncode == 1   # no delimiter: unknown
+
+
+def test_check_admin_account_missing_a_privilege(sockmail, lab):
+    lab.sql("REVOKE DELETE ON virtual_aliases FROM 'sockmail_admin'@'localhost'")
+    try:
+        r = sockmail("check")
+        assert r.returncode == 1
+        errors = [l for l in findings(r.stdout) if l.startswith("error: ")]
+        assert len(errors) == 1 and "DELETE FROM virtual_aliases" in errors[0]
+        assert "fix: apply sql/grants.sql" in errors[0]
+    finally:
+        lab.sql("GRANT DELETE ON virtual_aliases TO 'sockmail_admin'@'localhost'")
+    assert sockmail("check").returncode == 0
