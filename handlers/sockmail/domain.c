@@ -12,14 +12,13 @@ struct domain_opts {
     bool force, json;
 };
 
-static int parse(const char *action, int argc, char **argv, struct domain_opts *o) {
+static int parse(int argc, char **argv, struct domain_opts *o) {
     static const struct option opts[] = {
         {"force", no_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    (void)action;
     int c;
     while ((c = cli_getopt("domain", argc, argv, "fjh", opts)) != -1) {
         switch (c) {
@@ -145,7 +144,7 @@ int cmd_domain(struct cli *cli, int argc, char **argv) {
     if (r >= 0) return r;
     const char *action = argv[1];
     struct domain_opts o = {0};
-    if ((r = parse(action, argc - 1, argv + 1, &o)) >= 0) return r;
+    if ((r = parse(argc - 1, argv + 1, &o)) >= 0) return r;
     int nargs = argc - 1 - optind;
     char **args = argv + 1 + optind;
 
