@@ -15,10 +15,14 @@
  * - A failed login (wrong password, unknown user, undecodable or invalid
  *   SASL payload, authzid != authcid) is answered after failure_delay
  *   seconds and counted; after max_attempts the connection is closed.
- * - A database failure is `FAIL id temp code=temp_fail reason=...`
- *   (Postfix answers 454 4.7.0 on "temp"; newer Dovecot clients read
- *   code=temp_fail); an unsupported stored hash too, and it is logged as
- *   an error for the administrator.
+ * - A temporary failure (database down; an unsupported stored hash, which
+ *   is also logged as an error for the administrator) is
+ *   `FAIL id temp code=temp_fail reason=...` for clients that announce
+ *   VERSION 1.1 or later (our auth-client, Dovecot's own). Clients of
+ *   protocol 1.0 do not know "temp": Postfix 3.7 answers any FAIL with
+ *   535 5.7.8 (permanent), and only a lost connection with 454 4.7.0
+ *   (measured with Debian's Postfix, tests/integration/test_postfix_sasl.py;
+ *   Exim behaves alike). For them we close the connection instead.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -51,6 +55,7 @@ struct server {
     struct ac_ctx *a;
     struct sm_io *io;
     bool version, cpid;
+    unsigned client_minor;   /* VERSION 1.x the client announced */
     uint64_t failures;
     bool close;
     struct pending pending[MAX_PENDING];
@@ -99,6 +104,11 @@ static void fail_plain(struct server *s, unsigned id, const char *reason) {
 }
 
 static void fail_temp(struct server *s, unsigned id, const char *user) {
+    if (s->client_minor == 0) {
+        log_info("event=auth_close reason=tempfail_for_1.0_client");
+        s->close = true;  /* see the top of this file */
+        return;
+    }
     sm_io_printf(s->io, "FAIL\t%u", id);
     if (user && *user && strlen(user) <= 256 && sm_auth_value_ok(user))
         sm_io_printf(s->io, "\tuser=%s", user);
@@ -318,6 +328,7 @@ static void handle(struct server *s, struct sm_auth_fields *f) {
             return;
         }
         s->version = true;
+        s->client_minor = minor;
         return;
     }
     if (streq(cmd, "CPID") && !s->cpid) {

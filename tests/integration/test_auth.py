@@ -34,7 +34,7 @@ def make_config(lab, path, **auth):
 class Client:
     """A Dovecot auth protocol client, line by line."""
 
-    def __init__(self, path, hello=True):
+    def __init__(self, path, hello=True, minor=2):
         self.s = socket.socket(socket.AF_UNIX)
         self.s.settimeout(10)
         self.s.connect(str(path))
@@ -47,7 +47,7 @@ class Client:
             if line == "DONE":
                 break
         if hello:
-            self.send("VERSION\t1\t0")
+            self.send(f"VERSION\t1\t{minor}")
             self.send("CPID\t4242")
 
     def send(self, line):
@@ -284,10 +284,18 @@ def test_database_down_is_temporary(lab, sock, build, tmp_path):
         assert t.returncode == 75 and "database" in t.stdout, t.stdout
         r = run_checkpassword(build, conf, b"alice@example.com\0alice-secret\0123\0", ["/bin/true"])
         assert r.returncode == 111
+        # a protocol 1.0 client (Postfix) gets a closed connection: the one
+        # temporary signal it understands (454 4.7.0)
+        old = Client(sock, minor=0)
+        old.send(f"AUTH\t1\tPLAIN\tresp={plain(*ALICE)}")
+        assert old.closed()
     finally:
         lab.db_start()
     c.send(f"AUTH\t2\tPLAIN\tresp={plain(*ALICE)}")
     assert c.line() == "OK\t2\tuser=alice@example.com"
+    old = Client(sock, minor=0)
+    old.send(f"AUTH\t1\tPLAIN\tresp={plain(*ALICE)}")
+    assert old.line() == "OK\t1\tuser=alice@example.com"
 
 
 # -- the client library -----------------------------------------------------
