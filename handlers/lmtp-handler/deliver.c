@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "deliver.h"
 #include "io.h"
 #include "lmtp.h"
 #include "log.h"
@@ -51,36 +52,19 @@ static void header_safe(char *dst, size_t len, const char *src) {
 
 static int deliver_one(struct lmtp_session *s, const char *mailbox, const char *rcpt,
                        int spool, unsigned long long size, char **ret_name) {
-    _cleanup_free_ char *path = NULL;
-    int r = sm_maildir_path(s->cfg->mail_location, mailbox, &path);
-    if (r < 0) return r;
-
     char date[64], helo[256];
     time_t now = time(NULL);
     struct tm tm;
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
     header_safe(helo, sizeof helo, s->lhlo);
-    _cleanup_free_ char *head = NULL;
-    int n = asprintf(&head,
-                     "Return-Path: <%s>\n"
-                     "Delivered-To: %s\n"
-                     "Received: from %s (%s)\n"
-                     "\tby %s (sockmail) with LMTP id %s\n"
-                     "\tfor <%s>; %s\n",
-                     s->mail_from, mailbox, helo, s->conn.peer_ip, s->hostname, sm_log_session(),
-                     rcpt, date);
-    if (n < 0) return -ENOMEM;
-    return sm_maildir_deliver(path, head, (size_t)n, spool, (off_t)size, ret_name);
-}
-
-static const char *failure_reply(int err) {
-    switch (err) {
-    case -EINVAL: return "550 5.1.3 Mailbox name cannot be used as a path";
-    case -ENOSPC:
-    case -EDQUOT:
-    case -EIO: return "452 4.3.1 Insufficient system storage";
-    default: return "451 4.3.0 Cannot store the message, try again later";
-    }
+    _cleanup_free_ char *received = NULL;
+    if (asprintf(&received,
+                 "Received: from %s (%s)\n"
+                 "\tby %s (sockmail) with LMTP id %s\n"
+                 "\tfor <%s>; %s\n",
+                 helo, s->conn.peer_ip, s->hostname, sm_log_session(), rcpt, date) < 0)
+        return -ENOMEM;
+    return sm_deliver_mailbox(s->cfg, mailbox, s->mail_from, received, spool, (off_t)size, ret_name);
 }
 
 void lmtp_deliver(struct lmtp_session *s, int spool, unsigned long long size) {
@@ -121,7 +105,7 @@ void lmtp_deliver(struct lmtp_session *s, int spool, unsigned long long size) {
             if (r < 0 && (worst == 0 || worst == -EINVAL)) worst = r;
         }
         if (worst == 0) sm_io_printf(s->io, "250 2.0.0 <%s> Delivered\r\n", rc->address);
-        else sm_io_printf(s->io, "%s\r\n", failure_reply(worst));
+        else sm_io_printf(s->io, "%s\r\n", sm_deliver_reply(worst));
     }
     free(done);
     free(result);
