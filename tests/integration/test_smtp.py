@@ -511,3 +511,34 @@ def test_starttls_twice_and_no_cert(lab, build, activate, tmp_path):
     assert "250-STARTTLS" not in lines
     assert c.cmd("STARTTLS").startswith("454 4.7.0")
     c.close()
+
+
+from test_lmtp import mounts  # noqa: E402,F401  (the mount fixture, needs root)
+
+
+def test_disk_full_is_452(lab, build, activate, tmp_path, mounts):
+    """The queue on a full file system: 452 4.3.1 at the end of DATA, and
+    nothing half-written is left behind; a small message still fits."""
+    small = tmp_path / "full"
+    small.mkdir()
+    mounts("-t", "tmpfs", "-o", "size=64k", "tmpfs", small)
+    conf = tmp_path / "full.conf"
+    conf.write_text(re.sub(r"(?m)^queue = .*$", f"queue = {small}/queue", lab.config.read_text()))
+    port = start(activate, build, conf, "--mode", "mx")
+    before = count(lab, "alice@example.com")
+    c = Raw(port)
+    c.cmd("EHLO probe.example")
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<alice@example.com>")
+    c.cmd("DATA")
+    c.send(b"Subject: big\r\n\r\n" + (b"z" * 1000 + b"\r\n") * 200 + b".\r\n")
+    assert c.reply().startswith("452 4.3.1")
+    assert not list((small / "queue/msg").iterdir())
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<alice@example.com>")
+    c.cmd("DATA")
+    c.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    assert c.cmd("QUIT").startswith("221")
+    c.close()
+    assert count(lab, "alice@example.com") == before + 1
