@@ -38,6 +38,11 @@ Notes and pitfalls:
   delivery (LMTP 5xx with a bounce) does not depend on the hostname.
 - ssl = no: no certificate is needed for LMTP on loopback; add ssl_cert/key
   through `extra` when IMAPS/POP3S arrive.
+- auth_socket=True (or a path) adds the tutorial's auth client listener,
+  `service auth { unix_listener .../private/auth }` (the socket Postfix's
+  `smtpd_sasl_type = dovecot` talks to), as ROOT/auth.sock, mode 0666.
+  Dovecot picks the listener type from the file name: anything not named
+  master/userdb/login/token-login is a client socket, as for Postfix.
 """
 import os
 import pathlib
@@ -65,7 +70,8 @@ class DovecotLab:
     EXTRA is appended verbatim to dovecot.conf (for protocol sections)."""
 
     def __init__(self, root, lab, protocols=("lmtp",), mail_root=None,
-                 lmtp_port=None, mail_fsync="always", extra="", mail_user="mail"):
+                 lmtp_port=None, mail_fsync="always", extra="", mail_user="mail",
+                 auth_socket=None):
         self.root = pathlib.Path(root).resolve()
         self.lab = lab
         self.protocols = tuple(protocols)
@@ -78,6 +84,9 @@ class DovecotLab:
         self.state_dir = self.root / "state"
         self.log_path = self.root / "dovecot.log"
         self.lmtp_socket = self.root / "lmtp.sock"
+        # None: no auth client listener (Dovecot's own base/auth-client only).
+        self.auth_socket = (self.root / "auth.sock" if auth_socket is True
+                            else pathlib.Path(auth_socket) if auth_socket else None)
         self.started = False
         if os.getuid() == 0:
             # Dovecot never touches mail as root (see the module comment).
@@ -157,6 +166,13 @@ class DovecotLab:
                           f"    port = {self.lmtp_port}",
                           "  }"]
             lines += ["}"]
+        if self.auth_socket:
+            # The tutorial's listener for Postfix (there: user/group postfix, 0660).
+            lines += ["service auth {",
+                      f"  unix_listener {self.auth_socket} {{",
+                      "    mode = 0666",
+                      "  }",
+                      "}"]
         if self.extra:
             lines.append(self.extra)
         return "\n".join(lines) + "\n"
@@ -190,8 +206,10 @@ class DovecotLab:
         want = []
         if "lmtp" in self.protocols:
             want.append(self.lmtp_socket)
+        if self.auth_socket:
+            want.append(self.auth_socket)
         while time.monotonic() < deadline:
-            if all(p.exists() for p in want) and self._greets():
+            if all(p.exists() for p in want) and self._greets() and self._auth_greets():
                 return self
             time.sleep(0.05)
         self.stop()
@@ -205,6 +223,26 @@ class DovecotLab:
                 s.settimeout(5)
                 s.connect(str(self.lmtp_socket))
                 return s.recv(512).startswith(b"220")
+        except OSError:
+            return False
+
+    def _auth_greets(self):
+        """The auth process answers a connection with its handshake."""
+        if not self.auth_socket:
+            return True
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(self.auth_socket))
+                data = b""
+                for _ in range(64):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return False
+                    data += chunk
+                    if b"\nDONE\n" in b"\n" + data:
+                        return data.startswith(b"VERSION\t1\t")
+                return False
         except OSError:
             return False
 
@@ -249,15 +287,24 @@ class DovecotLab:
 
 
 def _main(argv):
-    """python3 dovecot_lab.py start ROOT LABDIR [PROTOCOLS...] | stop ROOT
-    for shell scripts (bench/run). start prints the LMTP socket path; the
-    master daemonises, so stop finds it again through ROOT/base/master.pid."""
+    """python3 dovecot_lab.py start [--auth] ROOT LABDIR [PROTOCOLS...] | stop ROOT
+    for shell scripts (bench/run, bench/run-auth). start prints the LMTP
+    socket path, and with --auth a second line, the auth client socket
+    (ROOT/auth.sock); the master daemonises, so stop finds it again through
+    ROOT/base/master.pid."""
     import types
+    auth = False
+    if len(argv) >= 2 and argv[0] == "start" and argv[1] == "--auth":
+        auth = True
+        argv = [argv[0]] + argv[2:]
     if len(argv) >= 3 and argv[0] == "start":
         labdir = pathlib.Path(argv[2]).resolve()
         lab = types.SimpleNamespace(dir=labdir, mysql_socket=labdir / "mysql.sock")
-        dv = DovecotLab(argv[1], lab, protocols=tuple(argv[3:]) or ("lmtp",)).start()
+        dv = DovecotLab(argv[1], lab, protocols=tuple(argv[3:]) or ("lmtp",),
+                        auth_socket=auth or None).start()
         print(dv.lmtp_socket)
+        if dv.auth_socket:
+            print(dv.auth_socket)
         return 0
     if len(argv) == 2 and argv[0] == "stop":
         lab = types.SimpleNamespace(dir=pathlib.Path(argv[1]), mysql_socket=None)
