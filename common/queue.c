@@ -305,7 +305,7 @@ static int field(const char *line, const char *key, bool nullable, char **ret) {
 }
 
 /* Parses the envelope TEXT (NUL-terminated, LEN bytes). */
-static int env_parse(char *text, size_t len, struct sm_queue_env *env) {
+int sm_queue_env_parse(char *text, size_t len, struct sm_queue_env *env) {
     *env = (struct sm_queue_env){0};
     if (len < strlen(MAGIC) || memcmp(text, MAGIC, strlen(MAGIC)) != 0) return -EBADMSG;
     size_t cap = 0;
@@ -387,7 +387,9 @@ int sm_queue_open(const char *queue, const char *id, struct sm_queue_msg **ret) 
     struct sm_queue_msg *m = calloc(1, sizeof *m);
     if (!m) return -ENOMEM;
     m->env_fd = m->body_fd = -1;
-    int r = env_parse(text, (size_t)n, &m->env);
+    int r = sm_queue_env_parse(text, (size_t)n, &m->env);
+    /* The name decides what sm_queue_finish unlinks: they must agree. */
+    if (r == 0 && !streq(m->env.id, id)) r = -EBADMSG;
     if (r == 0 && !(m->queue = strdup(queue))) r = -ENOMEM;
     if (r < 0) {
         sm_queue_msg_free(m);

@@ -141,6 +141,12 @@ int sm_queue_deliver_local(struct sm_queue_msg *m, sm_queue_deliver_fn fn,
 int sm_queue_flush_local(const char *queue, sm_queue_deliver_fn fn, bool (*permanent)(int err),
                          void *userdata, unsigned *ret_messages, unsigned *ret_pending);
 
+/* Parses envelope TEXT (LEN bytes, TEXT[LEN] == NUL; split in place) into
+ * ENV, state offsets counted from TEXT. 0, -EBADMSG (not an envelope),
+ * -EINVAL (bad xtext) or -ENOMEM; clear ENV with sm_queue_env_clear in
+ * every case. Exposed for tests and fuzzing. */
+int sm_queue_env_parse(char *text, size_t len, struct sm_queue_env *env);
+
 /* xtext (RFC 3461) encoding of S into a fresh string; NULL on ENOMEM. */
 char *sm_xtext_encode(const char *s);
 /* Decodes xtext of LEN bytes; -EINVAL on bad syntax or an encoded NUL. */
