@@ -10,7 +10,7 @@
 
 #include "macro.h"
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_BOOL, K_SECRET_FILE };
+enum key_type { K_STR, K_UINT, K_SIZE, K_BOOL };
 
 struct key {
     const char *section, *name;
@@ -18,19 +18,18 @@ struct key {
     size_t offset;
     const char *def;
     uint64_t min, max;
-    const char *credential;  /* for K_SECRET_FILE: LoadCredential= name */
-    size_t target;           /* for K_SECRET_FILE: where the secret goes */
+    const char *credential;  /* a secret: its LoadCredential= name */
 };
 
 #define OFF(f) offsetof(struct sm_config, f)
-#define STR(s, n, f, d) { s, n, K_STR, OFF(f), d, 0, 0, NULL, 0 }
-#define NUM(s, n, f, d, lo, hi) { s, n, K_UINT, OFF(f), d, lo, hi, NULL, 0 }
-#define SIZE(s, n, f, d, lo, hi) { s, n, K_SIZE, OFF(f), d, lo, hi, NULL, 0 }
-#define BOOL(s, n, f, d) { s, n, K_BOOL, OFF(f), d, 0, 1, NULL, 0 }
+#define STR(s, n, f, d) { s, n, K_STR, OFF(f), d, 0, 0, NULL }
+#define NUM(s, n, f, d, lo, hi) { s, n, K_UINT, OFF(f), d, lo, hi, NULL }
+#define SIZE(s, n, f, d, lo, hi) { s, n, K_SIZE, OFF(f), d, lo, hi, NULL }
+#define BOOL(s, n, f, d) { s, n, K_BOOL, OFF(f), d, 0, 1, NULL }
 /* A secret: inline (discouraged), from NAME_file, or from a credential. */
 #define SECRET(s, n, f, cred) \
-    { s, n, K_STR, OFF(f), "", 0, 0, cred, 0 }, \
-    { s, n "_file", K_SECRET_FILE, 0, "", 0, 0, cred, OFF(f) }
+    { s, n, K_STR, OFF(f), "", 0, 0, cred }, \
+    { s, n "_file", K_STR, OFF(f##_file), "", 0, 0, NULL }
 #define LIMITS(sec, f, line, size, rcpt, bad, tcmd, tdata)                          \
     SIZE(sec, "max_line", f.max_line, line, 512, 1 << 20),                          \
     SIZE(sec, "max_message_size", f.max_message_size, size, 1024, UINT64_C(1) << 40), \
@@ -159,20 +158,6 @@ static int set_value(struct sm_config *c, const struct key *k, const char *v,
         *str_at(c, k->offset) = s;
         return 0;
     }
-    if (k->type == K_SECRET_FILE) {
-        if (!*v) return 0;
-        char *s;
-        int r = read_secret(v, &s);
-        if (r < 0) {
-            fmt_err(err, errlen, "%s: cannot read %s: %s", k->name, v, strerror(-r));
-            return -EINVAL;
-        }
-        char **dst = str_at(c, k->target);
-        if (*dst) explicit_zero(*dst, strlen(*dst));
-        free(*dst);
-        *dst = s;
-        return 0;
-    }
     if (k->type == K_BOOL) {
         bool yes = !strcasecmp(v, "yes") || !strcasecmp(v, "true") || streq(v, "1") || !strcasecmp(v, "on");
         bool no = !strcasecmp(v, "no") || !strcasecmp(v, "false") || streq(v, "0") || !strcasecmp(v, "off");
@@ -211,7 +196,6 @@ struct sm_config *sm_config_defaults(void) {
     struct sm_config *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-        if (keys[i].type == K_SECRET_FILE) continue;
         if (set_value(c, &keys[i], keys[i].def, NULL, 0) < 0) {
             sm_config_free(c);
             return NULL;
@@ -225,21 +209,6 @@ static char *trim(char *s) {
     char *e = s + strlen(s);
     while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
     return s;
-}
-
-/* Secrets not given in the file come from systemd credentials, if present. */
-static int load_credentials(struct sm_config *c, char *err, size_t errlen) {
-    const char *dir = getenv("CREDENTIALS_DIRECTORY");
-    if (!dir || !*dir) return 0;
-    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-        const struct key *k = &keys[i];
-        if (k->type != K_SECRET_FILE || (*str_at(c, k->target))[0]) continue;
-        char path[4096];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, k->credential) >= sizeof path) continue;
-        if (access(path, F_OK) < 0) continue;
-        if (set_value(c, k, path, err, errlen) < 0) return -1;
-    }
-    return 0;
 }
 
 int sm_config_parse(const char *name, const char *text, size_t len,
@@ -313,7 +282,6 @@ int sm_config_parse(const char *name, const char *text, size_t len,
             goto fail;
         }
     }
-    if (load_credentials(c, err, errlen) < 0) goto fail;
     *ret = c;
     return 0;
 fail:
@@ -358,7 +326,6 @@ void sm_config_dump(const struct sm_config *c, FILE *out) {
     const char *section = "";
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const struct key *k = &keys[i];
-        if (k->type == K_SECRET_FILE) continue;
         if (!streq(section, k->section)) {
             fprintf(out, "%s[%s]\n", *section ? "\n" : "", k->section);
             section = k->section;
@@ -373,4 +340,34 @@ void sm_config_dump(const struct sm_config *c, FILE *out) {
                     (unsigned long long)*num_at((struct sm_config *)c, k->offset));
         }
     }
+}
+
+int sm_config_secret(const struct sm_config *c, const char *name, char **ret, char *err, size_t errlen) {
+    const struct key *inline_key = NULL, *file_key = NULL;
+    size_t len = strlen(name);
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        const struct key *k = &keys[i];
+        if (k->credential && streq(k->name, name)) inline_key = k;
+        else if (!strncmp(k->name, name, len) && streq(k->name + len, "_file")) file_key = k;
+    }
+    if (!inline_key || !file_key) {
+        fmt_err(err, errlen, "%s: no such secret", name);
+        return -EINVAL;
+    }
+    const char *file = *str_at((struct sm_config *)c, file_key->offset);
+    const char *value = *str_at((struct sm_config *)c, inline_key->offset);
+    char cred[4096] = "";
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (!*file && !*value && dir && *dir &&
+        (size_t)snprintf(cred, sizeof cred, "%s/%s", dir, inline_key->credential) < sizeof cred &&
+        access(cred, F_OK) == 0)
+        file = cred;
+    if (!*file) {
+        *ret = strdup(value);
+        return *ret ? 0 : -ENOMEM;
+    }
+    int r = read_secret(file, ret);
+    if (r < 0) fmt_err(err, errlen, "%s: %s_file: cannot read %s: %s", c->source ? c->source : "config",
+                       name, file, strerror(-r));
+    return r;
 }

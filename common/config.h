@@ -7,8 +7,10 @@
  * $SOCKMAIL_CONFIG, else SM_DEFAULT_CONFIG.
  *
  * Secrets (database passwords) are never required inline: `X_file = PATH`
- * reads them from a file, and with systemd's LoadCredential= the credential
- * named in the key's documentation is read from $CREDENTIALS_DIRECTORY.
+ * names a file, and with systemd's LoadCredential= the credential named in
+ * the key's documentation is read from $CREDENTIALS_DIRECTORY. Secrets are
+ * read only when a program asks for one (sm_config_secret), so lmtp-handler,
+ * which may not read the auth account's file, never tries to.
  *
  * Usage:
  *     struct sm_config *cfg;
@@ -51,9 +53,11 @@ struct sm_config {
     /* [database] */
     char *db_hosts;             /* comma list: /path/to.sock or host[:port] */
     char *db_name;
-    char *db_lookup_user, *db_lookup_password;
-    char *db_auth_user, *db_auth_password;
-    char *db_admin_user, *db_admin_password;
+    /* Passwords: inline values here; a program reads the one it needs,
+     * and only that one, with sm_config_secret(). */
+    char *db_lookup_user, *db_lookup_password, *db_lookup_password_file;
+    char *db_auth_user, *db_auth_password, *db_auth_password_file;
+    char *db_admin_user, *db_admin_password, *db_admin_password_file;
     uint64_t db_connect_timeout, db_read_timeout, db_write_timeout;
     char *query_domain;         /* placeholders: :domain */
     char *query_user;           /* :address :localpart :domain */
@@ -101,6 +105,13 @@ int sm_config_parse(const char *name, const char *text, size_t len,
 struct sm_config *sm_config_defaults(void);
 
 void sm_config_free(struct sm_config *cfg);
+
+/* The secret NAME ("lookup_password", "auth_password", "admin_password"):
+ * from NAME_file if set, else the inline value if set, else the systemd
+ * credential if present, else "". One trailing newline of a file is
+ * dropped. 0 with a malloc'd *RET, or -errno with ERR naming the file. */
+int sm_config_secret(const struct sm_config *cfg, const char *name, char **ret,
+                     char *err, size_t errlen);
 
 /* Prints every key with its current value, `[section]` by section. */
 void sm_config_dump(const struct sm_config *cfg, FILE *out);

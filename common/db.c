@@ -32,6 +32,7 @@ struct stmt_entry {
 
 struct sm_db {
     char *hosts, *name, *user, *password;
+    char *secret_error;        /* why the password could not be read, or NULL */
     unsigned connect_timeout, read_timeout, write_timeout;
     MYSQL *conn;
     size_t host_index;         /* entry of hosts that conn is connected to */
@@ -173,22 +174,28 @@ static size_t count_hosts(const char *hosts) {
 struct sm_db *sm_db_new(const struct sm_config *cfg, enum sm_db_account account) {
     struct sm_db *db = calloc(1, sizeof *db);
     if (!db) return NULL;
-    const char *user, *password;
+    const char *user, *secret;
     switch (account) {
     case SM_DB_AUTH:
-        user = cfg->db_auth_user, password = cfg->db_auth_password;
+        user = cfg->db_auth_user, secret = "auth_password";
         break;
     case SM_DB_ADMIN:
-        user = cfg->db_admin_user, password = cfg->db_admin_password;
+        user = cfg->db_admin_user, secret = "admin_password";
         break;
     default:
-        user = cfg->db_lookup_user, password = cfg->db_lookup_password;
+        user = cfg->db_lookup_user, secret = "lookup_password";
         break;
     }
     db->hosts = dup_or_empty(cfg->db_hosts);
     db->name = dup_or_empty(cfg->db_name);
     db->user = dup_or_empty(user);
-    db->password = dup_or_empty(password);
+    /* Only this account's secret is read; an unreadable one makes every
+     * query a temporary failure that says why. */
+    char err[512];
+    if (sm_config_secret(cfg, secret, &db->password, err, sizeof err) < 0) {
+        db->password = strdup("");
+        db->secret_error = strdup(err);
+    }
     db->connect_timeout = (unsigned)cfg->db_connect_timeout;
     db->read_timeout = (unsigned)cfg->db_read_timeout;
     db->write_timeout = (unsigned)cfg->db_write_timeout;
@@ -227,6 +234,7 @@ void sm_db_free(struct sm_db *db) {
     free(db->name);
     free(db->user);
     free_secret(db->password);
+    free(db->secret_error);
     free(db);
 }
 
@@ -321,6 +329,10 @@ static int connect_one(struct sm_db *db, size_t k, char *err, size_t errlen) {
 
 /* Tries every host once, starting with entry FIRST. */
 static int do_connect(struct sm_db *db, size_t first, char *err, size_t errlen) {
+    if (db->secret_error) {
+        fmt_err(err, errlen, "%s", db->secret_error);
+        return -EACCES;
+    }
     if (!library_ready) {
         if (mysql_library_init(0, NULL, NULL)) {
             fmt_err(err, errlen, "cannot initialise the MariaDB client library");

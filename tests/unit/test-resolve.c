@@ -326,6 +326,7 @@ static void test_db(void) {
         sm_db_free(db);
 
         set_str(&c2->db_lookup_password, "wrong");
+        set_str(&c2->db_lookup_password_file, "");
         set_str(&c2->db_hosts, real);
         db = sm_db_new(c2, SM_DB_LOOKUP);
         r = sm_db_query(db, "SELECT 1", NULL, 0, NULL, NULL, err, sizeof err);
