@@ -121,14 +121,12 @@ int main(int argc, char **argv) {
     log_info("event=connect mode=%s%s peer=%s port=%u", m == SMTP_MODE_MX ? "mx" : "submission",
              tls ? "+tls" : "", s.conn.peer_ip, s.conn.peer_port);
 
-    /* TLS credentials cost a file read and a key parse: load them only
-     * where TLS is used at once or may be (STARTTLS offered). */
-    bool want_tls = tls || m == SMTP_MODE_SUBMISSION || cfg->smtp_mx_starttls;
-    if (want_tls && *cfg->tls_cert && *cfg->tls_key) {
-        if (sm_tls_server_new(cfg, &s.tls, err, sizeof err) < 0) {
-            log_error("event=tls_config_error reason=\"%s\"", err);
-            s.tls = NULL;
-        }
+    /* TLS credentials cost a file read and a key parse: load them now only
+     * for implicit TLS; STARTTLS loads them when the client asks. */
+    if (tls && *cfg->tls_cert && *cfg->tls_key &&
+        sm_tls_server_new(cfg, &s.tls, err, sizeof err) < 0) {
+        log_error("event=tls_config_error reason=\"%s\"", err);
+        s.tls = NULL;
     }
     int rc = SM_EXIT_OK;
     if (tls) {

@@ -80,7 +80,7 @@ static bool valid_xtext(const char *v, size_t max) {
 static bool tls_active(const struct smtp_session *s) { return sm_io_is_tls(s->io); }
 
 static bool starttls_offered(const struct smtp_session *s) {
-    if (!s->tls || tls_active(s)) return false;
+    if (!*s->cfg->tls_cert || !*s->cfg->tls_key || tls_active(s)) return false;
     return s->mode == SMTP_MODE_SUBMISSION || s->cfg->smtp_mx_starttls;
 }
 
@@ -119,13 +119,19 @@ static void cmd_starttls(struct smtp_session *s, struct sm_smtp_cmd *c) {
     if (c->arg) { smtp_bad(s, "501 5.5.4 Syntax: STARTTLS"); return; }
     if (tls_active(s)) { smtp_bad(s, "503 5.5.1 Error: TLS already active"); return; }
     if (!starttls_offered(s)) { smtp_reply(s, "454 4.7.0 TLS not available"); return; }
+    char err[256];
+    if (!s->tls && sm_tls_server_new(s->cfg, &s->tls, err, sizeof err) < 0) {
+        s->tls = NULL;
+        log_error("event=tls_config_error reason=\"%s\"", err);
+        smtp_reply(s, "454 4.7.0 TLS not available due to local problem");
+        return;
+    }
     smtp_reply(s, "220 2.0.0 Ready to start TLS");
     if (sm_io_flush(s->io) < 0) { s->quit = true; return; }
     /* RFC 3207 §4.2 / CVE-2011-0411: nothing the client sent before the
      * handshake may be taken as a command after it. */
     size_t dropped = sm_io_discard_input(s->io);
     if (dropped) log_info("event=starttls_pipelined_discarded bytes=%zu", dropped);
-    char err[256];
     if (sm_tls_start(s->tls, s->io, err, sizeof err) < 0) {
         log_info("event=tls_failed reason=\"%s\"", err);
         s->quit = true;

@@ -542,3 +542,16 @@ def test_disk_full_is_452(lab, build, activate, tmp_path, mounts):
     assert c.cmd("QUIT").startswith("221")
     c.close()
     assert count(lab, "alice@example.com") == before + 1
+
+
+def test_starttls_with_unreadable_cert_is_454(lab, build, activate, tmp_path):
+    """Credentials are loaded only when STARTTLS is asked for; when they
+    cannot be, the client hears 454 and can go on in plaintext."""
+    conf = tmp_path / "badcert.conf"
+    conf.write_text(re.sub(r"(?m)^cert = .*$", f"cert = {tmp_path}/missing.pem", lab.config.read_text()))
+    port = start(activate, build, conf, "--mode", "mx")
+    c = Raw(port)
+    c.cmd("EHLO probe.example")
+    assert c.cmd("STARTTLS").startswith("454 4.7.0")
+    assert c.cmd("MAIL FROM:<a@example.org>").startswith("250")
+    c.close()
