@@ -555,3 +555,30 @@ def test_starttls_with_unreadable_cert_is_454(lab, build, activate, tmp_path):
     assert c.cmd("STARTTLS").startswith("454 4.7.0")
     assert c.cmd("MAIL FROM:<a@example.org>").startswith("250")
     c.close()
+
+
+def test_timeouts_per_state(lab, build, activate, tmp_path):
+    conf = tmp_path / "t.conf"
+    conf.write_text(lab.config.read_text() + "[smtp]\ntimeout_command = 1\ntimeout_data = 2\n")
+    port = start(activate, build, conf, "--mode", "mx")
+    c = Raw(port)
+    t0 = time.monotonic()
+    assert c.reply().startswith("421 4.4.2")  # idle after the greeting
+    assert 0.8 < time.monotonic() - t0 < 5
+    c.close()
+    # In DATA the data timeout applies, and nothing is stored.
+    before = count(lab, "alice@example.com")
+    c = Raw(port)
+    c.cmd("EHLO probe.example")
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<alice@example.com>")
+    assert c.cmd("DATA").startswith("354")
+    c.send(b"Subject: slow\r\n\r\npartial")
+    t0 = time.monotonic()
+    time.sleep(1.3)  # longer than timeout_command, shorter than timeout_data
+    c.send(b" more\r\n")
+    assert c.reply().startswith("421 4.4.2")
+    assert time.monotonic() - t0 > 2.5
+    c.close()
+    assert count(lab, "alice@example.com") == before
+    assert not [p for p in (lab.dir / "queue/msg").iterdir()]
