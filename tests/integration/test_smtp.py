@@ -582,3 +582,19 @@ def test_timeouts_per_state(lab, build, activate, tmp_path):
     c.close()
     assert count(lab, "alice@example.com") == before
     assert not [p for p in (lab.dir / "queue/msg").iterdir()]
+
+
+@pytest.mark.parametrize("line", [
+    b"RCPT TO:<al\x00ice@example.com>",
+    b"MAIL FROM:<a@example.org>\x00 SIZE=10",
+    b"RCPT TO:<alice@example.com\x00>",
+])
+def test_nul_in_commands_refused(lab, mx, line):
+    c = Raw(mx)
+    c.cmd("EHLO probe.example")
+    if line.startswith(b"RCPT"):
+        assert c.cmd("MAIL FROM:<a@example.org>").startswith("250")
+    c.send(line + b"\r\n")
+    assert c.reply()[:1] == "5"
+    assert c.cmd("NOOP").startswith("250")
+    c.close()
