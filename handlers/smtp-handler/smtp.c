@@ -253,6 +253,31 @@ static bool valid_orcpt(const char *v) {
     return valid_xtext(semi + 1, 500);
 }
 
+/* RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted. It is
+ * postmaster@ the first local domain among our host name and its parent
+ * domains (mx.example.com, example.com), at most four tries. */
+static int postmaster_address(struct smtp_session *s, char **ret) {
+    const char *d = s->hostname;
+    for (int i = 0; i < 4 && d && *d; i++) {
+        _cleanup_free_ char *a = NULL;
+        if (asprintf(&a, "postmaster@%s", d) < 0) return SM_TEMPFAIL;
+        struct sm_resolved res = {0};
+        char err[256];
+        int r = sm_resolve(s->db, s->cfg, a, &res, err, sizeof err);
+        bool local = r == SM_FOUND && res.n_mailboxes > 0;
+        sm_resolved_free(&res);
+        if (r == SM_TEMPFAIL) return SM_TEMPFAIL;
+        if (local) {
+            *ret = TAKE_PTR(a);
+            return SM_FOUND;
+        }
+        d = strchr(d, '.');
+        if (d) d++;
+        if (d && !strchr(d, '.')) break;  /* never a top-level domain alone */
+    }
+    return SM_NOTFOUND;
+}
+
 static void cmd_rcpt(struct smtp_session *s, struct sm_smtp_cmd *c) {
     if (!s->mail_from) { smtp_bad(s, "503 5.5.1 Error: need MAIL command"); return; }
     const char *notify = NULL, *orcpt = NULL;
@@ -275,9 +300,19 @@ static void cmd_rcpt(struct smtp_session *s, struct sm_smtp_cmd *c) {
         { smtp_reply(s, "452 4.5.3 Error: too many recipients"); return; }
     if (!s->smtputf8 && !is_ascii(c->path))
         { smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8"); return; }
-    if (!strchr(c->path, '@'))
-        { smtp_reply(s, "550 5.1.3 Recipient address must have a domain"); return; }
     if (!db(s)) { smtp_reply(s, "451 4.3.0 Out of memory"); return; }
+    if (!strchr(c->path, '@')) {
+        /* Only <Postmaster> may come without a domain (the parser says so). */
+        char *pm = NULL;
+        int r = postmaster_address(s, &pm);
+        if (r != SM_FOUND) {
+            smtp_reply(s, r == SM_TEMPFAIL ? "451 4.3.0 Temporary lookup failure, try again later"
+                                           : "550 5.1.1 <postmaster>: no postmaster address here");
+            return;
+        }
+        free(c->path);
+        c->path = pm;
+    }
 
     char err[512] = "", esc[256];
     struct sm_resolved res = {0};

@@ -598,3 +598,27 @@ def test_nul_in_commands_refused(lab, mx, line):
     assert c.reply()[:1] == "5"
     assert c.cmd("NOOP").startswith("250")
     c.close()
+
+
+def test_bare_postmaster(lab, build, activate, tmp_path):
+    """RCPT TO:<Postmaster> goes to postmaster@ the host's local domain."""
+    conf = tmp_path / "pm.conf"
+    conf.write_text(re.sub(r"(?m)^hostname = .*$", "hostname = mx.example.com", lab.config.read_text()))
+    port = start(activate, build, conf, "--mode", "mx")
+    before = count(lab, "alice@example.com")
+    c = Raw(port)
+    c.cmd("EHLO probe.example")
+    c.cmd("MAIL FROM:<a@example.org>")
+    assert c.cmd("RCPT TO:<Postmaster>").startswith("250")
+    c.cmd("DATA")
+    c.send(b"Subject: to postmaster\r\n\r\nhi\r\n.\r\n")
+    assert c.reply().startswith("250 2.0.0")
+    assert c.cmd("QUIT").startswith("221")
+    c.close()
+    assert count(lab, "alice@example.com") == before + 1  # postmaster@example.com -> alice
+    # The lab's own host name (mail.example.test) has no local domain.
+    c = Raw(start(activate, build, lab.config, "--mode", "mx"))
+    c.cmd("EHLO probe.example")
+    c.cmd("MAIL FROM:<a@example.org>")
+    assert c.cmd("RCPT TO:<postmaster>").startswith("550 5.1.1")
+    c.close()
