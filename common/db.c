@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "macro.h"
+#include "mariadb-link.h"
 
 #define MAX_CACHED 32          /* prepared statements kept per connection */
 #define FIRST_VALUE_SIZE 256   /* first buffer per column; grown on demand */
@@ -334,6 +335,7 @@ static int do_connect(struct sm_db *db, size_t first, char *err, size_t errlen) 
         return -EACCES;
     }
     if (!library_ready) {
+        sm_mariadb_prepare();
         if (mysql_library_init(0, NULL, NULL)) {
             fmt_err(err, errlen, "cannot initialise the MariaDB client library");
             return -EIO;

@@ -1,4 +1,5 @@
-/* mariadb-dl.c — the MariaDB client library, loaded on first use.
+/* mariadb-dl.c — the MariaDB client library, loaded on first use
+ * (meson -Dmariadb_link=dlopen; see mariadb-link.h for the choice).
  *
  * Why: libmariadb brings libssl, libcrypto and libz. Linked normally, the
  * dynamic loader maps and relocates all four before main() of every
@@ -14,6 +15,8 @@
  * library's own. If the library cannot be loaded, mysql_init() returns NULL
  * and db.c reports a temporary failure. */
 #include <dlfcn.h>
+
+#include "mariadb-link.h"
 #include <errmsg.h>
 #include <mysql.h>
 #include <stdbool.h>
@@ -21,20 +24,14 @@
 
 #define LIBRARY "libmariadb.so.3"
 
-/* libmariadb initialises OpenSSL with its defaults, which read openssl.cnf
- * and load every error string: measured with callgrind, a third of all the
- * instructions of an LMTP delivery. Our database connections never use TLS
- * (db.c sets no TLS option; the usual link is a unix socket), so OpenSSL is
- * initialised first without either; OpenSSL runs each part of its set-up
- * once, so the library's later call finds it done. The values are
- * OpenSSL 3's OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, _NO_LOAD_CONFIG and
- * _NO_LOAD_SSL_STRINGS (we include no OpenSSL header: we do not link it). */
+/* See mariadb-link.h: OpenSSL is set up without openssl.cnf and error
+ * strings before libmariadb sets it up with them. */
 static void quiet_openssl_init(void) {
     void *ssl = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
     if (!ssl) return;
     int (*init)(unsigned long long, const void *);
     *(void **)&init = dlsym(ssl, "OPENSSL_init_ssl");
-    if (init) init(0x00000001ULL | 0x00000080ULL | 0x00100000ULL, NULL);
+    if (init) init(SM_OPENSSL_QUIET_INIT, NULL);
     dlclose(ssl);
 }
 
@@ -93,3 +90,8 @@ FORWARD(unsigned int, mysql_stmt_errno, CR_UNKNOWN_ERROR, (MYSQL_STMT *s), (s))
 FORWARD(const char *, mysql_stmt_error, "the MariaDB client library cannot be loaded",
         (MYSQL_STMT *s), (s))
 FORWARD(unsigned long long, mysql_stmt_affected_rows, 0, (MYSQL_STMT *s), (s))
+
+void sm_mariadb_prepare(void) {
+    /* The first forwarded call loads the library and quiets OpenSSL. */
+    (void)resolve("mysql_server_init");
+}
