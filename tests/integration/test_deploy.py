@@ -155,3 +155,42 @@ def test_sockets_survive_floods_by_design(tree):
         assert re.search(r"^TriggerLimitIntervalSec=0$", text, re.M), s
         assert re.search(r"^MaxConnections=\d+$", text, re.M), s
         assert re.search(r"^MaxConnectionsPerSource=\d+$", text, re.M), s
+
+
+def test_sysusers_and_tmpfiles_in_a_scratch_root(tree, tmp_path):
+    """The shipped sysusers.d and tmpfiles.d make vmail 5000:5000 (the
+    tutorial's), the auth user, and the directories with their owners."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    sysusers = next(tree.dest.rglob("sysusers.d/sockmail.conf"))
+    tmpfiles = next(tree.dest.rglob("tmpfiles.d/sockmail.conf"))
+    subprocess.run(["systemd-sysusers", f"--root={root}", str(sysusers)], check=True,
+                   capture_output=True)
+    passwd = {l.split(":")[0]: l.split(":") for l in (root / "etc/passwd").read_text().splitlines()}
+    assert passwd["vmail"][2:4] == ["5000", "5000"]
+    auth_uid = int(passwd["sockmail-auth"][2])
+    assert auth_uid != 5000 and auth_uid != 0
+    r = subprocess.run(["systemd-tmpfiles", f"--root={root}", "--create", str(tmpfiles)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for path, uid, mode in [("var/mail/vhosts", 5000, 0o770),
+                            ("var/spool/sockmail/queue", 5000, 0o700),
+                            (str(tree.sysconf / "private").lstrip("/"), 0, 0o700)]:
+        st = (root / path).stat()
+        assert (st.st_uid, st.st_mode & 0o7777) == (uid, mode), path
+
+
+def test_install_keeps_the_administrators_config(build, tree, tmp_path):
+    conf = tree.at(tree.sysconf / "sockmail.conf")
+    sample = tree.at(tree.sysconf / "sockmail.conf.sample")
+    assert conf.read_text() == sample.read_text() == (ROOT / "etc/sockmail.conf").read_text()
+    dest = tmp_path / "again"
+    shutil.copytree(tree.dest, dest, symlinks=True)
+    mine = dest / str(tree.sysconf / "sockmail.conf").lstrip("/")
+    mine.write_text("# the administrator's own\n[general]\nhostname = mx.example.org\n")
+    r = subprocess.run(["meson", "install", "-C", str(build), "--no-rebuild", "--quiet",
+                        "--destdir", str(dest)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert mine.read_text().startswith("# the administrator's own")
+    assert (dest / str(tree.sysconf / "sockmail.conf.sample").lstrip("/")).read_text() \
+        == (ROOT / "etc/sockmail.conf").read_text()
