@@ -93,6 +93,11 @@ static const struct key keys[] = {
     BOOL("smtp", "accept_bare_lf", smtp_accept_bare_lf, "no"),
     BOOL("smtp", "mx_auth", smtp_mx_auth, "no"),
     BOOL("smtp", "mx_starttls", smtp_mx_starttls, "yes"),
+
+    SIZE("pop3", "max_line", pop3.max_line, "512", 512, 1 << 20),
+    NUM("pop3", "max_bad_commands", pop3.max_bad_commands, "20", 1, 1000),
+    NUM("pop3", "timeout_command", pop3.timeout_command, "600", 600, 86400),
+    NUM("pop3", "lock_timeout", pop3_lock_timeout, "30", 1, 600),
 };
 
 static void fmt_err(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);

@@ -91,6 +91,11 @@ struct sm_config {
     bool smtp_accept_bare_lf;              /* store lines ending in bare LF */
     bool smtp_mx_auth;                     /* offer AUTH on mx (after TLS) */
     bool smtp_mx_starttls;                 /* offer STARTTLS on mx */
+
+    /* [pop3] — only max_line, max_bad_commands and timeout_command of the
+     * limits apply (POP3 receives no messages). */
+    struct sm_proto_limits pop3;
+    uint64_t pop3_lock_timeout;            /* seconds waiting for dovecot-uidlist.lock */
 };
 
 /* Loads PATH (NULL: $SOCKMAIL_CONFIG, else SM_DEFAULT_CONFIG) over the
