@@ -116,7 +116,7 @@ int pop3_mailbox_open(const char *dir, unsigned lock_timeout, struct pop3_mailbo
         m->path = TAKE_PTR(rec->path);
         m->base = strndup(rec->base, sm_uidlist_base_len(rec->base));
         if (rec->pop3_uidl) m->uidl = strdup(rec->pop3_uidl);
-        else if (asprintf(&m->uidl, "%08X%08X", rec->uid, ul->uidvalidity) < 0) m->uidl = NULL;
+        else if (asprintf(&m->uidl, "%08x%08x", rec->uid, ul->uidvalidity) < 0) m->uidl = NULL;
         mb->count++;
         if (!m->base || !m->uidl || !m->path) { r = -ENOMEM; break; }
         if (rec->vsize != UINT64_MAX) {

@@ -26,7 +26,11 @@ struct pop3_msg {
     uint32_t uid;
     char *path;       /* "cur/NAME" relative to the Maildir, as last seen */
     char *base;       /* name up to ":2," (finds the file after a rename) */
-    char *uidl;       /* the UIDL shown (Dovecot's %08Xu%08Xv, or M field) */
+    /* The UIDL: Dovecot 2.3's default pop3_uidl_format %08Xu%08Xv (doveconf
+     * -d), i.e. UID then UIDVALIDITY as 8 hex digits each, lower case as
+     * real Dovecot prints them (test_pop3.py compares with dovecot-pop3d);
+     * or the uidlist's M field when Dovecot saved one. */
+    char *uidl;
     uint64_t size;    /* octets RETR sends before the final "." line */
     bool deleted;
 };

@@ -71,7 +71,7 @@ class DovecotLab:
 
     def __init__(self, root, lab, protocols=("lmtp",), mail_root=None,
                  lmtp_port=None, mail_fsync="always", extra="", mail_user="mail",
-                 auth_socket=None):
+                 auth_socket=None, pop3_port=None):
         self.root = pathlib.Path(root).resolve()
         self.lab = lab
         self.protocols = tuple(protocols)
@@ -87,6 +87,9 @@ class DovecotLab:
         # None: no auth client listener (Dovecot's own base/auth-client only).
         self.auth_socket = (self.root / "auth.sock" if auth_socket is True
                             else pathlib.Path(auth_socket) if auth_socket else None)
+        # "pop3" in protocols: a POP3 listener on 127.0.0.1 (True: a free port).
+        self.pop3_port = free_port() if pop3_port is True or (
+            pop3_port is None and "pop3" in self.protocols) else pop3_port
         self.started = False
         if os.getuid() == 0:
             # Dovecot never touches mail as root (see the module comment).
@@ -166,6 +169,16 @@ class DovecotLab:
                           f"    port = {self.lmtp_port}",
                           "  }"]
             lines += ["}"]
+        if "pop3" in self.protocols and self.pop3_port:
+            lines += ["service pop3-login {",
+                      "  inet_listener pop3 {",
+                      "    address = 127.0.0.1",
+                      f"    port = {self.pop3_port}",
+                      "  }",
+                      "  inet_listener pop3s {",
+                      "    port = 0",
+                      "  }",
+                      "}"]
         if self.auth_socket:
             # The tutorial's listener for Postfix (there: user/group postfix, 0660).
             lines += ["service auth {",
@@ -209,7 +222,8 @@ class DovecotLab:
         if self.auth_socket:
             want.append(self.auth_socket)
         while time.monotonic() < deadline:
-            if all(p.exists() for p in want) and self._greets() and self._auth_greets():
+            if (all(p.exists() for p in want) and self._greets() and self._auth_greets()
+                    and self._pop3_greets()):
                 return self
             time.sleep(0.05)
         self.stop()
@@ -223,6 +237,15 @@ class DovecotLab:
                 s.settimeout(5)
                 s.connect(str(self.lmtp_socket))
                 return s.recv(512).startswith(b"220")
+        except OSError:
+            return False
+
+    def _pop3_greets(self):
+        if "pop3" not in self.protocols or not self.pop3_port:
+            return True
+        try:
+            with socket.create_connection(("127.0.0.1", self.pop3_port), timeout=5) as s:
+                return s.recv(512).startswith(b"+OK")
         except OSError:
             return False
 

@@ -111,8 +111,8 @@ def test_poplib_every_command(pop):
     assert len(uidls) == 3
     for i, u in enumerate(uidls):
         n, uid = u.split()
-        assert n == str(i + 1).encode() and re.fullmatch(rb"[0-9A-F]{16}", uid)
-        assert int(uid[:8], 16) == i + 1  # Dovecot's %08Xu%08Xv
+        assert n == str(i + 1).encode() and re.fullmatch(rb"[0-9a-f]{16}", uid)
+        assert int(uid[:8], 16) == i + 1  # Dovecot's %08Xu%08Xv: lower-case hex (its %X)
     assert len({u.split()[1][8:] for u in uidls}) == 1
     # RETR: CRLF, dot-stuffing undone by poplib, sizes = bytes sent
     for i, m in enumerate(MSGS):
@@ -307,3 +307,64 @@ def test_fetchmail_keep_twice(pop, tmp_path, mode):
     assert r.returncode == 1, r.stdout + r.stderr  # 1: no new mail
     assert len(list(out.iterdir())) == 3
     assert len(list((md / "new").iterdir())) == 3  # kept on the server
+
+
+def dovecot_uidls(port):
+    p = poplib.POP3("127.0.0.1", port, timeout=20)
+    p.user(ALICE[0])
+    p.pass_(ALICE[1])
+    u = p.uidl()[1]
+    p.quit()
+    return u
+
+
+def test_same_uidls_as_dovecot(lab, pop, tmp_path):
+    """Dovecot 2.3 (Debian's dovecot-pop3d, default pop3_uidl_format
+    %08Xu%08Xv) and pop3-handler on one Maildir list the same UIDLs, whoever
+    numbered the messages first."""
+    if not os.path.exists("/usr/sbin/dovecot") or not os.path.exists("/usr/lib/dovecot/pop3"):
+        pytest.skip("dovecot-pop3d missing")
+    from dovecot_lab import DovecotLab
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    port, md, _ = pop(auth={"allow_plaintext": "yes"}, mail=mail)
+    dv = DovecotLab(tmp_path / "dovecot", lab, protocols=("pop3",), mail_root=mail)
+    fill(md)
+
+    def own():
+        for root, dirs, files in os.walk(mail):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), dv.mail_uid, dv.mail_gid)
+    own()
+    with dv:
+        first = dovecot_uidls(dv.pop3_port)  # Dovecot numbers them
+        assert len(first) == 3
+        p = login(port, tls=None)
+        assert p.uidl()[1] == first
+        p.quit()
+        # new mail numbered by sockmail first, then read by Dovecot
+        fill(md, [b"Subject: four\n\n4\n", b"Subject: five\n\n5\n"], t0=1700000200)
+        p = login(port, tls=None)
+        ours = p.uidl()[1]
+        p.quit()
+        own()
+        assert len(ours) == 5 and ours[:3] == first
+        assert dovecot_uidls(dv.pop3_port) == ours
+        # new mail numbered by Dovecot, including an older-timestamped file
+        fill(md, [b"Subject: six\n\n6\n"], t0=1700000300)
+        fill(md, [b"Subject: seven\n\n7\n"], t0=1600000000)
+        own()
+        theirs = dovecot_uidls(dv.pop3_port)
+        p = login(port, tls=None)
+        assert p.uidl()[1] == theirs
+        p.quit()
+    # sockmail alone on a fresh Maildir, then Dovecot: the same
+    md2 = mail / "example.com" / "alice"
+    shutil.rmtree(md2)
+    fill(md2)
+    p = login(port, tls=None)
+    ours = p.uidl()[1]
+    p.quit()
+    own()
+    with DovecotLab(tmp_path / "dovecot2", lab, protocols=("pop3",), mail_root=mail) as dv2:
+        assert dovecot_uidls(dv2.pop3_port) == ours
