@@ -141,6 +141,8 @@ static void cmd_auth(struct pop3_session *s, char *arg) {
     if (ir) *ir++ = 0;
     for (char *p = arg; *p; p++) *p = (char)toupper((unsigned char)*p);
     if (!streq(arg, "PLAIN") && !streq(arg, "LOGIN")) { bad(s, "-ERR Unsupported authentication mechanism."); return; }
+    /* ARG points into the line buffer, which the exchange below reuses. */
+    const char *mech = streq(arg, "PLAIN") ? "PLAIN" : "LOGIN";
     if (ir && (!*ir || strchr(ir, ' '))) { bad(s, "-ERR Syntax: AUTH mechanism [initial-response]"); return; }
 
     struct sm_auth_client *c = NULL;
@@ -151,7 +153,7 @@ static void cmd_auth(struct pop3_session *s, char *arg) {
         return;
     }
     struct sm_auth_result res = {0};
-    r = sm_auth_begin(c, arg, "pop3", ir, sm_io_is_tls(s->io), rip(s), lip(s), &res);
+    r = sm_auth_begin(c, mech, "pop3", ir, sm_io_is_tls(s->io), rip(s), lip(s), &res);
     sm_io_set_timeout(s->io, (unsigned)s->cfg->auth_timeout);
     while (r == 0 && res.kind == SM_AUTH_REPLY_CONT) {
         sm_io_printf(s->io, "+ %s\r\n", res.challenge ? res.challenge : "");
@@ -171,7 +173,7 @@ static void cmd_auth(struct pop3_session *s, char *arg) {
         log_warning("event=auth_unavailable error=\"%s\"", strerror(-r));
         reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later.");
     } else if (res.kind == SM_AUTH_REPLY_OK && res.user) {
-        logged_in(s, TAKE_PTR(res.user), arg);
+        logged_in(s, TAKE_PTR(res.user), mech);
     } else if (res.kind == SM_AUTH_REPLY_FAIL && res.temp) {
         log_warning("event=auth_tempfail reason=\"%s\"", res.reason ? res.reason : "");
         reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later.");
