@@ -28,10 +28,12 @@ from conftest import ROOT, free_port, wait_port
 HANDLER_SERVICES = [
     "sockmail-smtp@.service", "sockmail-submission@.service", "sockmail-smtps@.service",
     "sockmail-lmtp@.service", "sockmail-auth@.service", "sockmail-auth-postfix@.service",
+    "sockmail-pop3@.service", "sockmail-pop3s@.service",
 ]
 SOCKETS = [
     "sockmail-smtp.socket", "sockmail-submission.socket", "sockmail-smtps.socket",
     "sockmail-lmtp.socket", "sockmail-auth.socket", "sockmail-auth-postfix.socket",
+    "sockmail-pop3.socket", "sockmail-pop3s.socket",
 ]
 TARGETS = ["sockmail.target", "sockmail-postfix.target"]
 
@@ -77,7 +79,7 @@ def tree(build, tmp_path_factory):
 
 
 def test_install_layout(tree):
-    for prog in ["lmtp-handler", "auth-checker", "smtp-handler"]:
+    for prog in ["lmtp-handler", "auth-checker", "smtp-handler", "pop3-handler"]:
         p = tree.at(tree.libexec / prog)
         assert p.is_file() and os.access(p, os.X_OK), p
     assert os.access(tree.at(tree.bindir / "sockmail"), os.X_OK)
@@ -396,7 +398,7 @@ def test_nspawn_enable_sockmail_target(container):
     c = container
     c.run(["systemctl", "enable", "--now", "sockmail.target"])
     for s in ["sockmail-smtp.socket", "sockmail-submission.socket", "sockmail-smtps.socket",
-              "sockmail-auth.socket"]:
+              "sockmail-auth.socket", "sockmail-pop3.socket", "sockmail-pop3s.socket"]:
         assert c.run(["systemctl", "is-active", s], check=False).stdout.strip() == "active", \
             s + c.run(["systemctl", "status", "--no-pager", s], check=False).stdout
     assert c.run(["systemctl", "is-enabled", "sockmail.target"]).stdout.strip() == "enabled"
@@ -496,3 +498,21 @@ def test_nspawn_flood_leaves_the_socket_up(container):
     flood(c, 2525)
     state = c.run(["systemctl", "is-active", "sockmail-ctl.socket"], check=False).stdout.strip()
     assert state == "failed", state
+
+
+@nspawn
+def test_nspawn_pop3_and_pop3s(container):
+    """POP3 on 110 (STLS) and 995 (implicit TLS) with poplib: login through
+    auth-checker, the mail delivered by the SMTP test is listed."""
+    c = container
+    script = ("import poplib,ssl,sys\n"
+              "ctx=ssl.create_default_context(); ctx.check_hostname=False; ctx.verify_mode=ssl.CERT_NONE\n"
+              "p=poplib.POP3('127.0.0.1',110,timeout=20); p.stls(ctx)\n"
+              "p.user('alice@example.com'); p.pass_('alice-secret'); n1=p.stat()[0]; p.quit()\n"
+              "p=poplib.POP3_SSL('127.0.0.1',995,context=ctx,timeout=20)\n"
+              "p.user('alice@example.com'); p.pass_('alice-secret'); n2=p.stat()[0]; p.quit()\n"
+              "print(n1, n2)\n")
+    r = c.net(["/usr/bin/python3", "-c", script], check=False, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + c.journal()
+    n1, n2 = map(int, r.stdout.split())
+    assert n1 == n2 >= 1
