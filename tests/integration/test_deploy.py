@@ -516,3 +516,180 @@ def test_nspawn_pop3_and_pop3s(container):
     assert r.returncode == 0, r.stdout + r.stderr + c.journal()
     n1, n2 = map(int, r.stdout.split())
     assert n1 == n2 >= 1
+
+
+# ---------------------------------------------------------------------------
+# xinetd: the shipped entries, changed only in port and listen address,
+# paths (program, config, log file) and user (the host has no vmail), under
+# a private xinetd on loopback.
+
+XINETD = shutil.which("xinetd") or "/usr/sbin/xinetd"
+
+
+def adapt_xinetd(text, port, tree, config, sanitized):
+    text = re.sub(r"^(\s*port\s*=).*$", rf"\g<1> {port}", text, flags=re.M)
+    text = re.sub(r"^\s*flags\s*=\s*IPv6\s*$", "\tbind\t\t= 127.0.0.1", text, flags=re.M)
+    text = re.sub(r"^(\s*(?:user|group)\s*=).*$", r"\g<1> root", text, flags=re.M)
+    text = re.sub(r"^(\s*server\s*=\s*)(\S+)$",
+                  lambda m: m.group(1) + str(tree.at(m.group(2))), text, flags=re.M)
+    text = re.sub(r"-c \S+", f"-c {config}", text)
+    text = re.sub(r"^(\s*disable\s*=).*$", r"\g<1> no", text, flags=re.M)
+    if sanitized:  # AddressSanitizer reserves terabytes of address space
+        text = re.sub(r"^\s*rlimit_as\s*=.*\n", "", text, flags=re.M)
+    return text
+
+
+@pytest.fixture(scope="module")
+def xinetd(tree, lab, tmp_path_factory):
+    """All shipped entries under one private xinetd; yields {name: port}."""
+    if not os.path.exists(XINETD):
+        pytest.skip("xinetd not installed")
+    d = tmp_path_factory.mktemp("xinetd")
+    # The lab's config logs to stderr, which under xinetd is the client's
+    # socket: the shipped default (auto) is what an xinetd site runs.
+    config = d / "sockmail.conf"
+    config.write_text(re.sub(r"^log = stderr$", "log = auto", lab.config.read_text(), flags=re.M))
+    entries = sorted(tree.at(tree.sysconf / "xinetd.d").iterdir())
+    assert {e.name for e in entries} >= {"sockmail-smtp", "sockmail-submission", "sockmail-smtps",
+                                         "sockmail-lmtp", "sockmail-auth"}
+    ports, conf = {}, [f"defaults\n{{\n\tlog_type = FILE {d / 'xinetd.log'}\n}}\n"]
+    for e in entries:
+        ports[e.name] = free_port()
+        conf.append(adapt_xinetd(e.read_text(), ports[e.name], tree, config, tree.sanitized))
+    (d / "xinetd.conf").write_text("\n".join(conf))
+    proc = subprocess.Popen([XINETD, "-dontfork", "-f", str(d / "xinetd.conf"),
+                             "-pidfile", str(d / "xinetd.pid")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for p in ports.values():
+            wait_port(p)
+        yield ports
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def lab_auth(lab, build, activate):
+    """auth-checker on the lab's [auth] socket, for the handlers' AUTH."""
+    m = re.search(r"^socket = (\S+)$", lab.config.read_text(), re.M)
+    path = pathlib.Path(m.group(1))
+    if path.exists():
+        path.unlink()
+    activate([build / "handlers/auth-checker/auth-checker", "-c", lab.config], unix=path)
+
+
+def tls_context():
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_xinetd_smtp_mx(lab, xinetd):
+    import smtplib
+    before = len(lab.new_messages("carol@example.net"))
+    with smtplib.SMTP("127.0.0.1", xinetd["sockmail-smtp"], timeout=20) as s:
+        code, banner = s.ehlo("client.example.org")
+        assert code == 250
+        assert s.sendmail("x@example.org", ["carol@example.net"], b"Subject: xinetd\r\n\r\nhi\r\n") == {}
+    assert len(lab.new_messages("carol@example.net")) == before + 1
+
+
+@pytest.mark.parametrize("name", ["sockmail-submission", "sockmail-smtps"])
+def test_xinetd_submission_auth(lab, xinetd, lab_auth, name):
+    import smtplib
+    port = xinetd[name]
+    if name == "sockmail-smtps":
+        s = smtplib.SMTP_SSL("127.0.0.1", port, timeout=20, context=tls_context())
+    else:
+        s = smtplib.SMTP("127.0.0.1", port, timeout=20)
+        s.starttls(context=tls_context())
+    with s:
+        s.login("alice@example.com", "alice-secret")
+        assert s.sendmail("alice@example.com", ["bob@example.com"], b"Subject: sub\r\n\r\nhi\r\n") == {}
+
+
+def test_xinetd_lmtp_over_tcp(lab, xinetd):
+    import smtplib
+    before = len(lab.new_messages("bob@example.com"))
+    with smtplib.LMTP("127.0.0.1", xinetd["sockmail-lmtp"]) as s:
+        s.ehlo("postfix.example.test")
+        assert s.sendmail("x@example.org", ["bob@example.com"], b"Subject: lmtp\r\n\r\nhi\r\n") == {}
+    assert len(lab.new_messages("bob@example.com")) == before + 1
+
+
+def dovecot_auth(port, user, password):
+    """One PLAIN request in the Dovecot auth protocol over TCP (as Postfix
+    with smtpd_sasl_path = inet:...); returns the reply line."""
+    import base64
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        f = s.makefile("rwb")
+        f.write(b"VERSION\t1\t2\nCPID\t4242\n")
+        f.flush()
+        for _ in range(50):
+            line = f.readline()
+            assert line, "closed during the handshake"
+            if line.startswith(b"DONE"):
+                break
+        resp = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+        f.write(f"AUTH\t1\tPLAIN\tservice=smtp\tsecured\tresp={resp}\n".encode())
+        f.flush()
+        return f.readline().decode()
+
+
+def test_xinetd_auth_over_tcp(xinetd):
+    assert dovecot_auth(xinetd["sockmail-auth"], "alice@example.com", "alice-secret").startswith("OK\t1")
+    assert dovecot_auth(xinetd["sockmail-auth"], "alice@example.com", "bad").startswith("FAIL\t1")
+
+
+@pytest.mark.parametrize("name", ["sockmail-pop3", "sockmail-pop3s"])
+def test_xinetd_pop3(xinetd, lab_auth, name):
+    import poplib
+    if name not in xinetd:
+        pytest.skip("no pop3 entries")
+    if name == "sockmail-pop3s":
+        p = poplib.POP3_SSL("127.0.0.1", xinetd[name], context=tls_context(), timeout=20)
+    else:
+        p = poplib.POP3("127.0.0.1", xinetd[name], timeout=20)
+        p.stls(tls_context())
+    p.user("alice@example.com")
+    p.pass_("alice-secret")
+    assert p.stat()[0] >= 0
+    p.quit()
+
+
+# ---------------------------------------------------------------------------
+# systemd-socket-activate --accept without --inetd: the connection on fd 3
+# with LISTEN_FDS=1 (real systemd without StandardInput=socket). The other
+# tests run every handler with --inetd; lmtp-handler's fd 3 case is in
+# test_lmtp.py.
+
+FD3 = [
+    ("handlers/smtp-handler/smtp-handler", ["--mode", "mx"], None, b"220 "),
+    ("handlers/smtp-handler/smtp-handler", ["--mode", "submission"], None, b"220 "),
+    ("handlers/pop3-handler/pop3-handler", [], None, b"+OK"),
+    ("handlers/auth-checker/auth-checker", [], b"VERSION\t1\t2\nCPID\t1\n", b"VERSION\t1\t"),
+]
+
+
+@pytest.mark.parametrize("prog,args,hello,expect", FD3, ids=["smtp-mx", "submission", "pop3", "auth"])
+def test_socket_activate_fd3(lab, build, activate, prog, args, hello, expect):
+    if not (build / prog).exists():
+        pytest.skip(f"{prog} not built")
+    port = free_port()
+    activate([build / prog, "-c", lab.config, *args], port=port, inetd=False)
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        if hello:
+            s.sendall(hello)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(expect), data
