@@ -366,7 +366,7 @@ static int scan_maildir(const char *maildir, struct scan *s) {
     if (r < 0 && r != -ENOENT) return r;
     r = scan_dir(maildir, "cur", s);
     if (r < 0) return r;
-    qsort(s->v, s->n, sizeof *s->v, found_cmp);
+    if (s->n) qsort(s->v, s->n, sizeof *s->v, found_cmp);  /* qsort(NULL, 0) is undefined */
     size_t w = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (w > 0 && found_cmp(&s->v[w - 1], &s->v[i]) == 0) {
