@@ -693,3 +693,50 @@ def test_socket_activate_fd3(lab, build, activate, prog, args, hello, expect):
             assert chunk, data
             data += chunk
         assert data.startswith(expect), data
+
+
+# ---------------------------------------------------------------------------
+# Manual pages: installed, one per program, rendered without a warning.
+
+MAN_PAGES = ["man1/sockmail.1", "man5/sockmail.conf.5", "man8/sockmail.8",
+             "man8/smtp-handler.8", "man8/lmtp-handler.8", "man8/pop3-handler.8",
+             "man8/auth-checker.8"]
+
+
+@pytest.mark.parametrize("page", MAN_PAGES)
+def test_man_page_renders_without_warnings(tree, page):
+    path = tree.at(tree.mandir / page)
+    assert path.is_file(), path
+    text = path.read_text()
+    assert "@" + "sysconfdir@" not in text and "@pkglibexecdir@" not in text
+    r = subprocess.run(["groff", "-man", "-ww", "-z", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    if shutil.which("man"):
+        r = subprocess.run(["man", "--warnings", "-l", str(path)], capture_output=True, text=True,
+                           env=dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="0"))
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert len(r.stdout.splitlines()) > 15
+
+
+def test_every_installed_program_has_a_man_page(tree):
+    pages = {p.name.rsplit(".", 1)[0] for p in tree.at(tree.mandir).rglob("*.[158]")}
+    for prog in tree.at(tree.libexec).iterdir():
+        assert prog.name in pages, prog.name
+    assert "sockmail" in pages
+
+
+def test_sockmail_conf_5_names_every_key(tree):
+    """The page and etc/sockmail.conf (which the config tests keep complete)
+    name the same keys."""
+    page = tree.at(tree.mandir / "man5/sockmail.conf.5").read_text().replace("\\-", "-")
+    section = None
+    for line in (ROOT / "etc/sockmail.conf").read_text().splitlines():
+        m = re.match(r"^\[(\w+)\]", line)
+        if m:
+            section = m.group(1)
+            assert f"SECTION [{section.upper()}]" in page, section
+            continue
+        m = re.match(r"^#? ?([a-z_0-9]+) =", line)
+        if m:
+            sect = page.split(f"SECTION [{section.upper()}]", 1)[1].split(".SH", 1)[0]
+            assert f"\\fB{m.group(1)}\\fR" in sect, (section, m.group(1))
