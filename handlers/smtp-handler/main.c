@@ -10,8 +10,8 @@
 #include <signal.h>
 
 #include "config.h"
-#include "conn.h"
 #include "db.h"
+#include "handler.h"
 #include "io.h"
 #include "log.h"
 #include "macro.h"
@@ -34,8 +34,6 @@ static void session_free(struct smtp_session *s) {
     free(s->helo);
     free(s->auth_user);
     sm_db_free(s->db);
-    sm_io_free(s->io);
-    sm_tls_server_free(s->tls);
 }
 
 int main(int argc, char **argv) {
@@ -88,36 +86,19 @@ int main(int argc, char **argv) {
         return r;
     }
 
-    struct smtp_session s = { .mode = m, .implicit_tls = tls, .bdat_fd = -1 };
-    if (sm_conn_from_env(&s.conn) < 0) {
-        fprintf(stderr, "smtp-handler: no connection on fds 0/1 or 3\n");
-        return SM_EXIT_USAGE;
-    }
-    s.io = sm_io_new(s.conn.rfd, s.conn.wfd);
-    if (!s.io) return SM_EXIT_TEMPFAIL;
-
-    if (sm_config_load(config, &cfg, err, sizeof err) < 0) {
-        sm_log_open("smtp-handler", NULL, s.conn.rfd);
-        log_error("event=config_error reason=\"%s\"", err);
-        /* With implicit TLS the client expects a handshake, not text; it
-         * sees a closed connection either way. */
-        if (!tls) sm_io_printf(s.io, "421 4.3.5 Server configuration error\r\n");
-        sm_io_free(s.io);
-        return SM_EXIT_TEMPFAIL;
-    }
-    s.cfg = cfg;
-    sm_log_open("smtp-handler", cfg, s.conn.rfd);
-    sm_log_new_session();
+    struct sm_handler h;
+    /* With implicit TLS the client expects a handshake, not text; it sees a
+     * closed connection either way. */
+    int rc = sm_handler_start(&h, "smtp-handler", config,
+                              tls ? NULL : "421 4.3.5 Server configuration error");
+    if (rc) return rc;
+    cfg = h.cfg;
+    struct smtp_session s = {
+        .mode = m, .implicit_tls = tls, .bdat_fd = -1,
+        .cfg = cfg, .io = h.io, .conn = h.conn, .hostname = h.hostname,
+    };
     s.max_size = m == SMTP_MODE_MX ? cfg->smtp.max_message_size
                                    : cfg->smtp_submission_max_message_size;
-
-    char host[HOST_NAME_MAX + 1] = "localhost";
-    if (*cfg->hostname) s.hostname = cfg->hostname;
-    else {
-        if (gethostname(host, sizeof host) < 0) strcpy(host, "localhost");
-        host[sizeof host - 1] = 0;
-        s.hostname = host;
-    }
     log_info("event=connect mode=%s%s peer=%s port=%u", m == SMTP_MODE_MX ? "mx" : "submission",
              tls ? "+tls" : "", s.conn.peer_ip, s.conn.peer_port);
 
@@ -128,7 +109,6 @@ int main(int argc, char **argv) {
         log_error("event=tls_config_error reason=\"%s\"", err);
         s.tls = NULL;
     }
-    int rc = SM_EXIT_OK;
     if (tls) {
         if (!s.tls) {
             log_error("event=tls_unavailable reason=\"no usable [tls] cert/key\"");
@@ -142,6 +122,7 @@ int main(int argc, char **argv) {
         smtp_run(&s);
     }
     session_free(&s);
-    sm_config_free(cfg);
+    sm_handler_finish(&h);   /* the io goes before the TLS credentials it uses */
+    sm_tls_server_free(s.tls);
     return rc;
 }
