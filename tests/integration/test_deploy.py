@@ -302,6 +302,8 @@ def stage_container(tree, lab, stage):
     if str(prefix) in ("/", "/usr") or prefix not in tree.sysconf.parents:
         pytest.skip(f"prefix {prefix}: the container test binds the prefix in, which "
                     "needs a prefix other than /usr holding sysconfdir (e.g. /usr/local)")
+    if os.geteuid() != 0:
+        pytest.skip("systemd-nspawn needs root")
     if not shutil.which("systemd-nspawn"):
         pytest.skip("systemd-nspawn missing (Debian package systemd-container)")
     shutil.copytree(tree.at(prefix), stage / "prefix", symlinks=True)
@@ -740,3 +742,31 @@ def test_sockmail_conf_5_names_every_key(tree):
         if m:
             sect = page.split(f"SECTION [{section.upper()}]", 1)[1].split(".SH", 1)[0]
             assert f"\\fB{m.group(1)}\\fR" in sect, (section, m.group(1))
+
+
+# ---------------------------------------------------------------------------
+# By hand: the installed programs speak their protocol on stdin/stdout (the
+# debugging mode of sockmail(8)); smtp- and lmtp-handler also have golden
+# transcripts in test_transcripts.py.
+
+BY_HAND = [
+    ("smtp-handler", ["--mode", "mx"], b"EHLO me\r\nQUIT\r\n", [b"220 ", b"250 ", b"221 "]),
+    ("lmtp-handler", [], b"LHLO me\r\nQUIT\r\n", [b"220 ", b"250 ", b"221 "]),
+    ("pop3-handler", [], b"CAPA\r\nQUIT\r\n", [b"+OK", b"STLS", b"+OK"]),
+    ("auth-checker", [], b"VERSION\t1\t2\nCPID\t1\n", [b"VERSION\t1\t", b"MECH\tPLAIN", b"DONE"]),
+]
+
+
+@pytest.mark.parametrize("prog,args,script,expect", BY_HAND, ids=[b[0] for b in BY_HAND])
+def test_installed_program_by_hand(tree, lab, prog, args, script, expect):
+    exe = tree.at(tree.libexec / prog)
+    r = subprocess.run([exe, "-c", lab.config, *args], input=script, capture_output=True,
+                       timeout=30, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    pos = 0
+    for e in expect:  # in this order
+        while pos < len(lines) and not lines[pos].startswith(e):
+            pos += 1
+        assert pos < len(lines), (e, r.stdout)
+        pos += 1
