@@ -1,7 +1,6 @@
 /* pop3.c — the POP3 state machine and its commands; see pop3.h. */
 #include "pop3.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <strings.h>
 
@@ -11,10 +10,8 @@
 #include "log.h"
 #include "macro.h"
 #include "maildir.h"
+#include "pop3-command.h"
 #include "tls.h"
-
-/* Longest message number we parse (RFC 1939 numbers are < 2^32). */
-#define MAX_NUMBER_DIGITS 10
 
 static void reply(struct pop3_session *s, const char *line) { sm_io_printf(s->io, "%s\r\n", line); }
 
@@ -35,7 +32,7 @@ static bool stls_offered(const struct pop3_session *s) {
            *s->cfg->tls_key;
 }
 
-static void cmd_capa(struct pop3_session *s, char *arg _unused_) {
+static void cmd_capa(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) {
     reply(s, "+OK Capability list follows");
     reply(s, "CAPA");
     reply(s, "TOP");
@@ -105,22 +102,20 @@ static const char *lip(const struct pop3_session *s) {
 static const char *const plaintext_refused =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
 
-static void cmd_user(struct pop3_session *s, char *arg) {
+static void cmd_user(struct pop3_session *s, struct sm_pop3_cmd *c) {
     if (!plaintext_ok(s)) { bad(s, plaintext_refused); return; }
-    if (!arg || !*arg) { bad(s, "-ERR Syntax: USER name"); return; }
     free(s->user_arg);
-    s->user_arg = strdup(arg);
+    s->user_arg = strdup(c->arg);
     reply(s, s->user_arg ? "+OK" : "-ERR [SYS/TEMP] Out of memory.");
 }
 
-static void cmd_pass(struct pop3_session *s, char *arg) {
+static void cmd_pass(struct pop3_session *s, struct sm_pop3_cmd *c) {
     if (!plaintext_ok(s)) { bad(s, plaintext_refused); return; }
     if (!s->user_arg) { bad(s, "-ERR No USER given."); return; }
     _cleanup_free_ char *user = TAKE_PTR(s->user_arg);
-    if (!arg) arg = (char *)"";
     char *canon = NULL;
-    int r = sm_auth_plain_login(s->cfg, "pop3", user, arg, sm_io_is_tls(s->io), rip(s), lip(s), &canon);
-    explicit_zero(arg, strlen(arg));
+    /* The parser's copy of the password is wiped by sm_pop3_cmd_clear(). */
+    int r = sm_auth_plain_login(s->cfg, "pop3", user, c->arg, sm_io_is_tls(s->io), rip(s), lip(s), &canon);
     if (r == SM_FOUND) logged_in(s, canon, "USER");
     else if (r == SM_TEMPFAIL) {
         log_warning("event=auth_tempfail socket=%s", s->cfg->auth_socket);
@@ -128,8 +123,8 @@ static void cmd_pass(struct pop3_session *s, char *arg) {
     } else login_failed(s, user, "refused");
 }
 
-static void cmd_auth(struct pop3_session *s, char *arg) {
-    if (!arg || !*arg) {
+static void cmd_auth(struct pop3_session *s, struct sm_pop3_cmd *cmd) {
+    if (!cmd->arg) {
         /* Pre-RFC 5034 clients list mechanisms this way. */
         reply(s, "+OK");
         if (plaintext_ok(s)) { reply(s, "PLAIN"); reply(s, "LOGIN"); }
@@ -137,13 +132,10 @@ static void cmd_auth(struct pop3_session *s, char *arg) {
         return;
     }
     if (!plaintext_ok(s)) { bad(s, plaintext_refused); return; }
-    char *ir = strchr(arg, ' ');
-    if (ir) *ir++ = 0;
-    for (char *p = arg; *p; p++) *p = (char)toupper((unsigned char)*p);
-    if (!streq(arg, "PLAIN") && !streq(arg, "LOGIN")) { bad(s, "-ERR Unsupported authentication mechanism."); return; }
-    /* ARG points into the line buffer, which the exchange below reuses. */
-    const char *mech = streq(arg, "PLAIN") ? "PLAIN" : "LOGIN";
-    if (ir && (!*ir || strchr(ir, ' '))) { bad(s, "-ERR Syntax: AUTH mechanism [initial-response]"); return; }
+    /* The parser upper-cased the mechanism and checked the syntax. */
+    if (!streq(cmd->arg, "PLAIN") && !streq(cmd->arg, "LOGIN")) { bad(s, "-ERR Unsupported authentication mechanism."); return; }
+    const char *mech = streq(cmd->arg, "PLAIN") ? "PLAIN" : "LOGIN";
+    const char *ir = cmd->initial_response;
 
     struct sm_auth_client *c = NULL;
     int r = sm_auth_connect(s->cfg->auth_socket, (unsigned)s->cfg->auth_timeout, &c);
@@ -186,7 +178,7 @@ out:
     sm_auth_close(c);
 }
 
-static void cmd_stls(struct pop3_session *s, char *arg _unused_) {
+static void cmd_stls(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) {
     if (sm_io_is_tls(s->io)) { bad(s, "-ERR TLS is already active."); return; }
     if (!stls_offered(s)) { reply(s, "-ERR TLS support isn't enabled."); return; }
     char err[256];
@@ -212,57 +204,31 @@ static void cmd_stls(struct pop3_session *s, char *arg _unused_) {
     log_info("event=stls %s", sm_tls_describe(s->io, desc, sizeof desc));
 }
 
-/* A message number argument: 1..count, digits only. NULL when bad (the
- * reply is sent). */
-static struct pop3_msg *msg_arg(struct pop3_session *s, const char *a, bool allow_deleted) {
-    size_t n = a ? strlen(a) : 0;
-    if (!n) { bad(s, "-ERR Message number required."); return NULL; }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)a[i]) || i >= MAX_NUMBER_DIGITS) {
-            bad(s, "-ERR Invalid message number.");
-            return NULL;
-        }
-        v = v * 10 + (uint64_t)(a[i] - '0');
-    }
-    if (v == 0 || v > s->mbox.count) {
+/* The message C names (the parser checked 1..SM_POP3_MAX_MSG). NULL when
+ * it is above the count or deleted (the reply is sent). */
+static struct pop3_msg *msg_arg(struct pop3_session *s, const struct sm_pop3_cmd *c) {
+    if (c->msg == 0 || c->msg > s->mbox.count) {
         bad(s, "-ERR There's no message with that number.");
         return NULL;
     }
-    struct pop3_msg *m = &s->mbox.msgs[v - 1];
-    if (m->deleted && !allow_deleted) {
+    struct pop3_msg *m = &s->mbox.msgs[c->msg - 1];
+    if (m->deleted) {
         reply(s, "-ERR Message is deleted.");
         return NULL;
     }
     return m;
 }
 
-/* Splits ARG at the first space: the rest into *REST (NULL if none). */
-static char *split(char *arg, char **rest) {
-    *rest = NULL;
-    if (!arg) return NULL;
-    char *sp = strchr(arg, ' ');
-    if (sp) {
-        *sp = 0;
-        *rest = sp + 1;
-    }
-    return arg;
-}
-
-static void cmd_stat(struct pop3_session *s, char *arg) {
-    if (arg) { bad(s, "-ERR Syntax: STAT"); return; }
+static void cmd_stat(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) {
     uint64_t n = 0, size = 0;
     for (size_t i = 0; i < s->mbox.count; i++)
         if (!s->mbox.msgs[i].deleted) { n++; size += s->mbox.msgs[i].size; }
     sm_io_printf(s->io, "+OK %llu %llu\r\n", (unsigned long long)n, (unsigned long long)size);
 }
 
-static void cmd_list_or_uidl(struct pop3_session *s, char *arg, bool uidl) {
-    char *extra;
-    split(arg, &extra);
-    if (extra) { bad(s, uidl ? "-ERR Syntax: UIDL [msg]" : "-ERR Syntax: LIST [msg]"); return; }
-    if (arg) {
-        struct pop3_msg *m = msg_arg(s, arg, false);
+static void cmd_list_or_uidl(struct pop3_session *s, struct sm_pop3_cmd *c, bool uidl) {
+    if (c->has_msg) {
+        struct pop3_msg *m = msg_arg(s, c);
         if (!m) return;
         size_t i = (size_t)(m - s->mbox.msgs) + 1;
         if (uidl) sm_io_printf(s->io, "+OK %zu %s\r\n", i, m->uidl);
@@ -279,8 +245,8 @@ static void cmd_list_or_uidl(struct pop3_session *s, char *arg, bool uidl) {
     reply(s, ".");
 }
 
-static void cmd_list(struct pop3_session *s, char *arg) { cmd_list_or_uidl(s, arg, false); }
-static void cmd_uidl(struct pop3_session *s, char *arg) { cmd_list_or_uidl(s, arg, true); }
+static void cmd_list(struct pop3_session *s, struct sm_pop3_cmd *c) { cmd_list_or_uidl(s, c, false); }
+static void cmd_uidl(struct pop3_session *s, struct sm_pop3_cmd *c) { cmd_list_or_uidl(s, c, true); }
 
 /* Sends the message: bare LF as CRLF, dot-stuffed, then ".". BODY_LINES
  * < 0: all; else the header, the blank line and that many body lines. */
@@ -350,50 +316,31 @@ static void send_message(struct pop3_session *s, struct pop3_msg *m, int64_t bod
     reply(s, ".");
 }
 
-static void cmd_retr(struct pop3_session *s, char *arg) {
-    char *extra;
-    split(arg, &extra);
-    if (extra) { bad(s, "-ERR Syntax: RETR msg"); return; }
-    struct pop3_msg *m = msg_arg(s, arg, false);
+static void cmd_retr(struct pop3_session *s, struct sm_pop3_cmd *c) {
+    struct pop3_msg *m = msg_arg(s, c);
     if (m) send_message(s, m, -1);
 }
 
-static void cmd_top(struct pop3_session *s, char *arg) {
-    char *lines, *extra;
-    split(arg, &lines);
-    split(lines, &extra);
-    if (!lines || !*lines || extra) { bad(s, "-ERR Syntax: TOP msg lines"); return; }
-    int64_t n = 0;
-    for (const char *p = lines; *p; p++) {
-        if (!isdigit((unsigned char)*p) || p - lines >= 18) { bad(s, "-ERR Invalid number of lines."); return; }
-        n = n * 10 + (*p - '0');
-    }
-    struct pop3_msg *m = msg_arg(s, arg, false);
-    if (m) send_message(s, m, n);
+static void cmd_top(struct pop3_session *s, struct sm_pop3_cmd *c) {
+    struct pop3_msg *m = msg_arg(s, c);
+    if (m) send_message(s, m, (int64_t)c->lines);
 }
 
-static void cmd_dele(struct pop3_session *s, char *arg) {
-    char *extra;
-    split(arg, &extra);
-    if (extra) { bad(s, "-ERR Syntax: DELE msg"); return; }
-    struct pop3_msg *m = msg_arg(s, arg, false);
+static void cmd_dele(struct pop3_session *s, struct sm_pop3_cmd *c) {
+    struct pop3_msg *m = msg_arg(s, c);
     if (!m) return;
     m->deleted = true;
     reply(s, "+OK Marked to be deleted.");
 }
 
-static void cmd_noop(struct pop3_session *s, char *arg) {
-    if (arg) { bad(s, "-ERR Syntax: NOOP"); return; }
-    reply(s, "+OK");
-}
+static void cmd_noop(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) { reply(s, "+OK"); }
 
-static void cmd_rset(struct pop3_session *s, char *arg) {
-    if (arg) { bad(s, "-ERR Syntax: RSET"); return; }
+static void cmd_rset(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) {
     for (size_t i = 0; i < s->mbox.count; i++) s->mbox.msgs[i].deleted = false;
     reply(s, "+OK");
 }
 
-static void cmd_quit(struct pop3_session *s, char *arg _unused_) {
+static void cmd_quit(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) {
     s->quit = true;
     if (s->state != POP3_TRANSACTION) {
         reply(s, "+OK Logging out.");
@@ -420,26 +367,27 @@ static void cmd_quit(struct pop3_session *s, char *arg _unused_) {
 enum { IN_AUTH = 1, IN_TRANS = 2 };
 
 struct command {
-    const char *name;
+    enum sm_pop3_verb verb;
     unsigned states;
-    void (*run)(struct pop3_session *s, char *arg);
+    bool plaintext;  /* refused without TLS unless allowed (checked before the syntax) */
+    void (*run)(struct pop3_session *s, struct sm_pop3_cmd *c);
 };
 
 static const struct command commands[] = {
-    { "CAPA", IN_AUTH | IN_TRANS, cmd_capa },
-    { "USER", IN_AUTH, cmd_user },
-    { "PASS", IN_AUTH, cmd_pass },
-    { "AUTH", IN_AUTH, cmd_auth },
-    { "STLS", IN_AUTH, cmd_stls },
-    { "QUIT", IN_AUTH | IN_TRANS, cmd_quit },
-    { "STAT", IN_TRANS, cmd_stat },
-    { "LIST", IN_TRANS, cmd_list },
-    { "RETR", IN_TRANS, cmd_retr },
-    { "DELE", IN_TRANS, cmd_dele },
-    { "NOOP", IN_TRANS, cmd_noop },
-    { "RSET", IN_TRANS, cmd_rset },
-    { "TOP", IN_TRANS, cmd_top },
-    { "UIDL", IN_TRANS, cmd_uidl },
+    { SM_POP3_CAPA, IN_AUTH | IN_TRANS, false, cmd_capa },
+    { SM_POP3_USER, IN_AUTH, true, cmd_user },
+    { SM_POP3_PASS, IN_AUTH, true, cmd_pass },
+    { SM_POP3_AUTH, IN_AUTH, false, cmd_auth },
+    { SM_POP3_STLS, IN_AUTH, false, cmd_stls },
+    { SM_POP3_QUIT, IN_AUTH | IN_TRANS, false, cmd_quit },
+    { SM_POP3_STAT, IN_TRANS, false, cmd_stat },
+    { SM_POP3_LIST, IN_TRANS, false, cmd_list },
+    { SM_POP3_RETR, IN_TRANS, false, cmd_retr },
+    { SM_POP3_DELE, IN_TRANS, false, cmd_dele },
+    { SM_POP3_NOOP, IN_TRANS, false, cmd_noop },
+    { SM_POP3_RSET, IN_TRANS, false, cmd_rset },
+    { SM_POP3_TOP, IN_TRANS, false, cmd_top },
+    { SM_POP3_UIDL, IN_TRANS, false, cmd_uidl },
 };
 
 void pop3_session_clear(struct pop3_session *s) {
@@ -466,22 +414,22 @@ void pop3_run(struct pop3_session *s) {
             log_info("event=disconnect state=%s", s->state == POP3_TRANSACTION ? "transaction" : "authorization");
             break;
         }
-        if (memchr(l.data, 0, l.len)) { bad(s, "-ERR NUL in command."); continue; }
-        char *line = l.data;
-        /* RFC 1939: a keyword, then arguments separated by single spaces. */
-        char *arg = strchr(line, ' ');
-        if (arg) *arg++ = 0;
-        if (arg && !*arg) arg = NULL;
+        struct sm_pop3_cmd cmd;
+        const char *err = NULL;
+        int pr = sm_pop3_parse(l.data, l.len, max > 2 ? max - 2 : max, &cmd, &err);
         const struct command *c = NULL;
         for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-            if (strcasecmp(line, commands[i].name) == 0) c = &commands[i];
-        if (!c) { bad(s, "-ERR Unknown command."); continue; }
+            if (commands[i].verb == cmd.verb) c = &commands[i];
         unsigned st = s->state == POP3_TRANSACTION ? IN_TRANS : IN_AUTH;
-        if (!(c->states & st)) {
+        if (!c) bad(s, err ? err : "-ERR Unknown command.");
+        else if (!(c->states & st))
             bad(s, st == IN_AUTH ? "-ERR Not logged in." : "-ERR Command not allowed after login.");
-            continue;
-        }
-        c->run(s, arg);
+        else if (pr == -ENOMEM) reply(s, err);
+        else if ((c->plaintext || (cmd.verb == SM_POP3_AUTH && pr < 0)) && !plaintext_ok(s))
+            bad(s, plaintext_refused);
+        else if (pr < 0) bad(s, err);
+        else c->run(s, &cmd);
+        sm_pop3_cmd_clear(&cmd);
     }
     sm_io_flush(s->io);
 }
