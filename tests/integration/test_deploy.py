@@ -36,6 +36,8 @@ SOCKETS = [
     "sockmail-pop3.socket", "sockmail-pop3s.socket",
 ]
 TARGETS = ["sockmail.target", "sockmail-postfix.target"]
+# Not per connection: the queue retry job and its timer.
+JOBS = ["sockmail-flush-queue.service", "sockmail-flush-queue.timer"]
 
 
 def buildoptions(build):
@@ -113,7 +115,7 @@ def test_units_verify_clean(tree, verify_root):
     unitdir = verify_root / tree.unitdir.relative_to(tree.dest)
     # Sockets and targets, and each template as an instance (only then is
     # its ExecStart= program checked).
-    paths = [unitdir / u for u in SOCKETS + TARGETS]
+    paths = [unitdir / u for u in SOCKETS + TARGETS + JOBS]
     paths += [unitdir / u.replace("@.", "@0.") for u in HANDLER_SERVICES]
     r = analyze_verify(verify_root, paths)
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
@@ -140,7 +142,7 @@ def security_exposure(root, unit):
     return float(m.group(1))
 
 
-@pytest.mark.parametrize("unit", HANDLER_SERVICES)
+@pytest.mark.parametrize("unit", HANDLER_SERVICES + JOBS[:1])
 def test_security_exposure_at_most_2(tree, verify_root, unit):
     unitdir = verify_root / tree.unitdir.relative_to(tree.dest)
     level = security_exposure(verify_root, unitdir / unit)
