@@ -3,10 +3,9 @@
  * Maildir path follows from [general] mail_location, so no database is
  * touched (DESIGN.md). See pop3.h for the protocol and its choices. */
 #include <getopt.h>
-#include <signal.h>
 
 #include "config.h"
-#include "conn.h"
+#include "handler.h"
 #include "io.h"
 #include "log.h"
 #include "macro.h"
@@ -44,32 +43,17 @@ int main(int argc, char **argv) {
         usage(stderr);
         return SM_EXIT_USAGE;
     }
-    signal(SIGPIPE, SIG_IGN);
-
-    struct pop3_session s = { .implicit_tls = tls };
-    if (sm_conn_from_env(&s.conn) < 0) {
-        fprintf(stderr, "pop3-handler: no connection on fds 0/1 or 3\n");
-        return SM_EXIT_USAGE;
-    }
-    s.io = sm_io_new(s.conn.rfd, s.conn.wfd);
-    if (!s.io) return SM_EXIT_TEMPFAIL;
-
-    char err[1024];
-    struct sm_config *cfg = NULL;
-    if (sm_config_load(config, &cfg, err, sizeof err) < 0) {
-        sm_log_open("pop3-handler", NULL, s.conn.rfd);
-        log_error("event=config_error reason=\"%s\"", err);
-        if (!tls) sm_io_printf(s.io, "-ERR [SYS/TEMP] Server configuration error.\r\n");
-        sm_io_free(s.io);
-        return SM_EXIT_TEMPFAIL;
-    }
-    s.cfg = cfg;
-    sm_log_open("pop3-handler", cfg, s.conn.rfd);
-    sm_log_new_session();
+    struct sm_handler h;
+    /* With implicit TLS the client expects a handshake, not text. */
+    int rc = sm_handler_start(&h, "pop3-handler", config,
+                              tls ? NULL : "-ERR [SYS/TEMP] Server configuration error.");
+    if (rc) return rc;
+    struct sm_config *cfg = h.cfg;
+    struct pop3_session s = { .implicit_tls = tls, .cfg = cfg, .io = h.io, .conn = h.conn };
     log_info("event=connect%s peer=%s port=%u", tls ? " tls=implicit" : "", s.conn.peer_ip,
              s.conn.peer_port);
 
-    int rc = SM_EXIT_OK;
+    char err[1024];
     if (tls) {
         if (!*cfg->tls_cert || !*cfg->tls_key || sm_tls_server_new(cfg, &s.tls, err, sizeof err) < 0) {
             log_error("event=tls_unavailable reason=\"%s\"", *cfg->tls_cert ? err : "no [tls] cert/key");
@@ -84,8 +68,7 @@ int main(int argc, char **argv) {
         pop3_run(&s);
     }
     pop3_session_clear(&s);
-    sm_io_free(s.io);
+    sm_handler_finish(&h);   /* the io goes before the TLS credentials it uses */
     sm_tls_server_free(s.tls);
-    sm_config_free(cfg);
     return rc;
 }
