@@ -5,7 +5,9 @@
  * duration or a connection count is reached. Both replies are checked for
  * the protocol (-P smtp: a 220 greeting, possibly multi-line, and 221;
  * -P pop3: "+OK" for both); anything else counts as an error. The figure
- * is completed cycles per second and the per-cycle latency.
+ * is completed cycles per second and the per-cycle latency. -g stops
+ * after the greeting (no QUIT): for a program that only greets, such as
+ * bench/greeter, the launcher's floor.
  *
  * Idle mode (-i N): opens N connections one after another, reads each
  * greeting, prints "READY n" on stdout and then holds them, idle, until
@@ -58,6 +60,7 @@ typedef struct {
         double duration;
         uint64_t count;   /* 0: run for duration */
         unsigned idle;    /* > 0: idle mode with that many sessions */
+        bool greet_only;  /* connect, greeting, close */
         bool verbose;
 } Options;
 
@@ -238,7 +241,7 @@ static void worker(const Options *o, unsigned id, WorkerStats *st) {
                         continue;
                 }
                 Conn c = { .fd = fd };
-                bool ok = greet(&c, o) && quit(&c, o);
+                bool ok = greet(&c, o) && (o->greet_only || quit(&c, o));
                 close(fd);
                 if (ok) {
                         st->conns++;
@@ -312,7 +315,7 @@ static double pct_ms(const uint32_t *sorted, size_t n, double p) {
 
 static _noreturn_ void usage(int code) {
         fprintf(code ? stderr : stdout,
-                "usage: conn-load -t TARGET -P smtp|pop3 [-p WORKERS] [-d SECONDS | -n COUNT] [-v]\n"
+                "usage: conn-load -t TARGET -P smtp|pop3 [-p WORKERS] [-d SECONDS | -n COUNT] [-g] [-v]\n"
                 "       conn-load -t TARGET -P smtp|pop3 -i SESSIONS [-d SECONDS] [-v]\n"
                 "  -t TARGET  host:port, /path/to/socket or unix:/path\n"
                 "  -P PROTO   smtp (220 greeting, 221 after QUIT) or pop3 (+OK both)\n"
@@ -321,6 +324,7 @@ static _noreturn_ void usage(int code) {
                 "  -n COUNT   COUNT connection cycles in total instead\n"
                 "  -i N       idle mode: open N greeted sessions (max %d), print READY, hold them\n"
                 "             until stdin has input or EOF, then QUIT each\n"
+                "  -g         greeting only: connect, read the greeting, close (no QUIT)\n"
                 "  -v         print each failure to stderr\n", MAX_WORKERS, MAX_IDLE);
         exit(code);
 }
@@ -329,7 +333,7 @@ int main(int argc, char **argv) {
         Options o = { .workers = 1, .duration = 10 };
         const char *proto = NULL;
         int ch;
-        while ((ch = getopt(argc, argv, "t:P:p:d:n:i:vh")) != -1) {
+        while ((ch = getopt(argc, argv, "t:P:p:d:n:i:gvh")) != -1) {
                 char *end;
                 switch (ch) {
                 case 't': o.target = optarg; break;
@@ -354,12 +358,13 @@ int main(int argc, char **argv) {
                         if (*end || o.idle < 1 || o.idle > MAX_IDLE)
                                 usage(2);
                         break;
+                case 'g': o.greet_only = true; break;
                 case 'v': o.verbose = true; break;
                 case 'h': usage(0);
                 default: usage(2);
                 }
         }
-        if (!o.target || !proto || optind != argc)
+        if (!o.target || !proto || optind != argc || (o.idle && o.greet_only))
                 usage(2);
         if (streq(proto, "smtp"))
                 o.proto = P_SMTP;
@@ -423,8 +428,8 @@ int main(int argc, char **argv) {
         munmap(stats, map_len);
 
         double rate = elapsed > 0 ? (double) conns / elapsed : 0;
-        printf("target %s (%s), %u client(s): connect, greeting, QUIT, reply, close\n",
-               o.target, proto, o.workers);
+        printf("target %s (%s), %u client(s): connect, greeting, %sclose\n",
+               o.target, proto, o.workers, o.greet_only ? "" : "QUIT, reply, ");
         printf("connections %" PRIu64 ", errors %" PRIu64 ", %.2f s, %.1f connections/s\n",
                conns, errors, elapsed, rate);
         printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
