@@ -23,9 +23,10 @@
 #include "macro.h"
 #include "maildir.h"
 
-int lmtp_spool_open(struct lmtp_session *s) {
+/* An anonymous file in MAILBOX's tmp/, or -errno. */
+static int spool_in(const struct lmtp_session *s, const char *mailbox) {
     _cleanup_free_ char *path = NULL;
-    int r = sm_maildir_path(s->cfg->mail_location, s->rcpts[0].mailboxes[0], &path);
+    int r = sm_maildir_path(s->cfg->mail_location, mailbox, &path);
     if (r < 0) return r;
     r = sm_maildir_create(path);
     if (r < 0) return r;
@@ -40,6 +41,18 @@ int lmtp_spool_open(struct lmtp_session *s) {
     if (fd < 0) return -errno;
     unlink(name);
     return fd;
+}
+
+int lmtp_spool_open(struct lmtp_session *s) {
+    /* The first mailbox whose tmp/ takes a file: one broken Maildir must
+     * not make the message fail for everybody else. */
+    int r = -ENOENT;
+    for (size_t i = 0; i < s->n_rcpts; i++)
+        for (size_t j = 0; j < s->rcpts[i].n_mailboxes; j++) {
+            r = spool_in(s, s->rcpts[i].mailboxes[j]);
+            if (r >= 0) return r;
+        }
+    return r;
 }
 
 /* Text safe inside a header: printable ASCII, nothing else. */

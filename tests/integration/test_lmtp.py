@@ -350,3 +350,16 @@ def test_disk_full_is_452(lab, build, activate, tmp_path, mounts):
     assert not os.listdir(md / "new") and not os.listdir(md / "tmp")
     assert send(sock, ["alice@example.com"], "small") == {}   # small mail still fits
     assert len(os.listdir(md / "new")) == 1
+
+
+def test_one_broken_maildir_does_not_fail_the_others(lab, lmtp, mounts):
+    """The body is spooled in the first usable Maildir, not just the first."""
+    md = lab.maildir("alice@example.com")
+    send(lmtp, ["alice@example.com"], "exists")
+    a, b = count(lab, "alice@example.com"), count(lab, "bob@example.com")
+    mounts("--bind", md, md)
+    mounts("-o", "remount,bind,ro", md)
+    refused = send(lmtp, ["alice@example.com", "bob@example.com"], "half")
+    subprocess.run(["umount", str(md)], check=True)
+    assert list(refused) == ["alice@example.com"] and refused["alice@example.com"][0] in (451, 452)
+    assert (count(lab, "alice@example.com"), count(lab, "bob@example.com")) == (a, b + 1)
