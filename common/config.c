@@ -137,12 +137,30 @@ static int parse_number(const char *v, bool sized, uint64_t *ret) {
 }
 
 static int read_secret(const char *path, char **ret) {
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    if (!f) return -errno;
+    /* O_NONBLOCK and a regular-file check: a FIFO or device named by
+     * mistake must fail, not hang the program. */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
     char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    if (ferror(f)) return -EIO;
-    if (n == sizeof buf - 1 && fgetc(f) != EOF) return -EFBIG;
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -errno;
+        if (k == 0) break;
+        n += (size_t)k;
+        if (n == sizeof buf - 1) {
+            char extra;
+            if (read(fd, &extra, 1) > 0) {
+                explicit_zero(buf, sizeof buf);
+                return -EFBIG;
+            }
+            break;
+        }
+    }
     buf[n] = 0;
     /* One trailing newline is the file's, not the secret's. */
     if (n && buf[n - 1] == '\n') buf[--n] = 0;

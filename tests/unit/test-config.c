@@ -319,6 +319,17 @@ static void test_secret_files(void) {
     c = parse(text, err, sizeof err);
     ok(c && !secret(c, "admin_password", err, sizeof err), "directory as password file refused: %s", err);
     sm_config_free(c);
+    char *fifo = path_in("pw-fifo");
+    if (mkfifo(fifo, 0600) == 0) {
+        snprintf(text, sizeof text, "[database]\nadmin_password_file = %s\n", fifo);
+        c = parse(text, err, sizeof err);
+        ok(c && !secret(c, "admin_password", err, sizeof err), "a FIFO as password file is refused, not waited on: %s", err);
+        sm_config_free(c);
+        unlink(fifo);
+    } else {
+        ok(0, "mkfifo failed");
+    }
+    free(fifo);
     c = parse("[database]\nadmin_password_file =\n", err, sizeof err);
     is_secret(c, "admin_password", "", "empty _file is no file");
     sm_config_free(c);
