@@ -40,13 +40,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 
+#include "bench-util.h"
 #include "macro.h"
 
 #define MAX_WORKERS 256
@@ -54,7 +52,6 @@
 #define LINE_MAX_LEN 8192         /* Dovecot's handshake lines are short; OK lines too */
 #define MAX_HANDSHAKE_LINES 64
 #define MAX_CRED 1024             /* user or password, bytes */
-#define IO_TIMEOUT_S 30
 
 typedef struct {
         uint64_t auths, errors, conns;
@@ -77,81 +74,19 @@ typedef struct {
 
 typedef struct {
         int fd;
+        BenchIn in;
         char buf[4096];
-        size_t start, end;
 } Conn;
 
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static uint32_t us_since(double t0) {
-        double d = (now_s() - t0) * 1e6;
-        return d > UINT32_MAX ? UINT32_MAX : (uint32_t) d;
-}
-
-static int connect_unix(const char *target) {
-        struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-        const char *path = strncmp(target, "unix:", 5) == 0 ? target + 5 : target;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += w;
-                n -= (size_t) w;
-        }
-        return 0;
+static void conn_init(Conn *c, int fd) {
+        c->fd = fd;
+        bench_in_init(&c->in, c->buf, sizeof(c->buf));
 }
 
 /* Reads one LF-terminated line (without the LF) into LINE (LINE_MAX_LEN + 1
  * bytes). */
 static int read_line(Conn *c, char *line) {
-        size_t len = 0;
-        for (;;) {
-                while (c->start < c->end) {
-                        char ch = c->buf[c->start++];
-                        if (ch == '\n') {
-                                line[len] = '\0';
-                                return 0;
-                        }
-                        if (len >= LINE_MAX_LEN)
-                                return -E2BIG;
-                        line[len++] = ch;
-                }
-                ssize_t r = recv(c->fd, c->buf, sizeof(c->buf), 0);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -ECONNRESET;
-                c->start = 0;
-                c->end = (size_t) r;
-        }
+        return bench_read_line(&c->in, bench_fill_recv, &c->fd, line, LINE_MAX_LEN, false, NULL);
 }
 
 static void complain(const Options *o, const char *what, int r, const char *line) {
@@ -189,7 +124,7 @@ static bool authenticate(Conn *c, unsigned id, const char *b64, const Options *o
         int n = snprintf(req, sizeof(req), "AUTH\t%u\tPLAIN\tservice=smtp\tsecured\tresp=%s\n", id, b64);
         if (n < 0 || (size_t) n >= sizeof(req))
                 return false;
-        int r = write_all(c->fd, req, (size_t) n);
+        int r = bench_write_all(c->fd, req, (size_t) n);
         if (r < 0) {
                 complain(o, "AUTH write", r, NULL);
                 return false;
@@ -225,7 +160,7 @@ static void record(uint32_t *arr, uint32_t *n, uint32_t v) {
 }
 
 static void worker(const Options *o, unsigned widx, WorkerStats *st, const char *b64) {
-        double deadline = now_s() + o->duration;
+        double deadline = bench_now() + o->duration;
         uint64_t my_count = 0;
         if (o->count) {
                 my_count = o->count / o->workers + (widx < o->count % o->workers ? 1 : 0);
@@ -236,14 +171,14 @@ static void worker(const Options *o, unsigned widx, WorkerStats *st, const char 
         unsigned consecutive_errors = 0, id = 0;
         uint64_t seq = 0;
         for (;;) {
-                if (o->count ? st->auths + st->errors >= my_count : now_s() >= deadline)
+                if (o->count ? st->auths + st->errors >= my_count : bench_now() >= deadline)
                         break;
                 if (consecutive_errors >= 100)   /* the target is down: stop */
                         break;
-                double t0 = now_s();
+                double t0 = bench_now();
                 bool ok = true;
                 if (c.fd < 0) {
-                        int fd = connect_unix(o->target);
+                        int fd = bench_connect_unix(strncmp(o->target, "unix:", 5) == 0 ? o->target + 5 : o->target);
                         if (fd < 0) {
                                 complain(o, "connect", fd, NULL);
                                 st->errors++;
@@ -251,11 +186,11 @@ static void worker(const Options *o, unsigned widx, WorkerStats *st, const char 
                                 usleep(10000);
                                 continue;
                         }
-                        c = (Conn) { .fd = fd };
+                        conn_init(&c, fd);
                         st->conns++;
                         ok = read_handshake(&c, o);
                         if (ok)
-                                record(st->greet_us, &st->n_greet, us_since(t0));
+                                record(st->greet_us, &st->n_greet, bench_us_since(t0));
                         if (o->greet_only) {
                                 close(c.fd);
                                 c.fd = -1;
@@ -272,7 +207,7 @@ static void worker(const Options *o, unsigned widx, WorkerStats *st, const char 
                         uint32_t cpid = (uint32_t) ((100000u + widx + (uint64_t) o->workers * seq++) % 0x7fffffffu) + 1;
                         char hello[64];
                         int n = snprintf(hello, sizeof(hello), "VERSION\t1\t2\nCPID\t%" PRIu32 "\n", cpid);
-                        if (ok && write_all(c.fd, hello, (size_t) n) < 0)
+                        if (ok && bench_write_all(c.fd, hello, (size_t) n) < 0)
                                 ok = false;
                         id = 0;
                 }
@@ -284,7 +219,7 @@ static void worker(const Options *o, unsigned widx, WorkerStats *st, const char 
                 if (ok) {
                         st->auths++;
                         consecutive_errors = 0;
-                        record(st->lat_us, &st->n_lat, us_since(t0));
+                        record(st->lat_us, &st->n_lat, bench_us_since(t0));
                 } else {
                         st->errors++;
                         consecutive_errors++;
@@ -318,16 +253,15 @@ static char *base64(const unsigned char *p, size_t n) {
         return out;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-        return x < y ? -1 : x > y;
-}
+typedef struct {
+        const Options *o;
+        WorkerStats *stats;
+        const char *b64;
+} Job;
 
-static double pct_ms(const uint32_t *sorted, size_t n, double p) {
-        if (n == 0)
-                return 0;
-        size_t i = (size_t) (p / 100.0 * (double) (n - 1) + 0.5);
-        return sorted[i < n ? i : n - 1] / 1000.0;
+static void run_worker(unsigned i, void *userdata) {
+        const Job *j = userdata;
+        worker(j->o, i, &j->stats[i], j->b64);
 }
 
 static _noreturn_ void usage(int code) {
@@ -398,36 +332,22 @@ int main(int argc, char **argv) {
         }
 
         size_t map_len = sizeof(WorkerStats) * o.workers;
-        WorkerStats *stats = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
-                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (stats == MAP_FAILED) {
+        WorkerStats *stats = bench_map_shared(map_len);
+        if (!stats) {
                 fprintf(stderr, "auth-load: mmap: %m\n");
                 return 1;
         }
         signal(SIGPIPE, SIG_IGN);
 
-        double t0 = now_s();
-        pid_t pids[MAX_WORKERS];
-        for (unsigned i = 0; i < o.workers; i++) {
-                pids[i] = fork();
-                if (pids[i] < 0) {
-                        fprintf(stderr, "auth-load: fork: %m\n");
-                        return 1;
-                }
-                if (pids[i] == 0) {
-                        worker(&o, i, &stats[i], b64);
-                        _exit(0);
-                }
+        double t0 = bench_now();
+        Job job = { .o = &o, .stats = stats, .b64 = b64 };
+        int r = bench_run_workers(o.workers, run_worker, &job);
+        if (r < 0) {
+                fprintf(stderr, "auth-load: fork: %s\n", strerror(-r));
+                return 1;
         }
-        bool worker_failed = false;
-        for (unsigned i = 0; i < o.workers; i++) {
-                int status;
-                while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-                        ;
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        worker_failed = true;
-        }
-        double elapsed = now_s() - t0;
+        bool worker_failed = r > 0;
+        double elapsed = bench_now() - t0;
 
         uint64_t auths = 0, errors = 0, conns = 0;
         size_t n_lat = 0, n_greet = 0;
@@ -451,8 +371,8 @@ int main(int argc, char **argv) {
                 memcpy(greet + b, stats[i].greet_us, sizeof(uint32_t) * stats[i].n_greet);
                 b += stats[i].n_greet;
         }
-        qsort(lat, n_lat, sizeof(uint32_t), cmp_u32);
-        qsort(greet, n_greet, sizeof(uint32_t), cmp_u32);
+        bench_sort_u32(lat, n_lat);
+        bench_sort_u32(greet, n_greet);
         munmap(stats, map_len);
 
         double rate = elapsed > 0 ? (double) auths / elapsed : 0;
@@ -464,13 +384,13 @@ int main(int argc, char **argv) {
                auths, errors, conns, elapsed);
         printf("throughput %.1f authentications/s\n", rate);
         printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-               pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90), pct_ms(lat, n_lat, 99),
+               bench_pct_ms(lat, n_lat, 50), bench_pct_ms(lat, n_lat, 90), bench_pct_ms(lat, n_lat, 99),
                n_lat ? lat[n_lat - 1] / 1000.0 : 0);
         printf("connect-to-DONE ms: median %.3f (%zu connections)\n",
-               pct_ms(greet, n_greet, 50), n_greet);
+               bench_pct_ms(greet, n_greet, 50), n_greet);
         printf("RESULT rate=%.1f auths=%" PRIu64 " errors=%" PRIu64 " p50=%.3f p90=%.3f p99=%.3f "
                "greet_p50=%.3f greet_n=%zu\n",
-               rate, auths, errors, pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90),
-               pct_ms(lat, n_lat, 99), pct_ms(greet, n_greet, 50), n_greet);
+               rate, auths, errors, bench_pct_ms(lat, n_lat, 50), bench_pct_ms(lat, n_lat, 90),
+               bench_pct_ms(lat, n_lat, 99), bench_pct_ms(greet, n_greet, 50), n_greet);
         return errors || worker_failed || auths == 0 ? 1 : 0;
 }

@@ -29,21 +29,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <netdb.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 
+#include "bench-util.h"
 #include "macro.h"
 
 #define MAX_WORKERS 256
 #define MAX_IDLE 4096
 #define MAX_SAMPLES (1u << 19)   /* per worker: 2 MiB of uint32 */
 #define LINE_MAX_LEN 1024        /* SMTP reply lines <= 512, POP3 <= 512 */
-#define IO_TIMEOUT_S 30
 
 typedef enum { P_SMTP, P_POP3 } Proto;
 
@@ -66,113 +62,18 @@ typedef struct {
 
 typedef struct {
         int fd;
+        BenchIn in;
         char buf[1024];
-        size_t start, end;
 } Conn;
 
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static uint32_t us_since(double t0) {
-        double d = (now_s() - t0) * 1e6;
-        return d > UINT32_MAX ? UINT32_MAX : (uint32_t) d;
-}
-
-static int connect_target(const char *target) {
-        struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-        int fd;
-
-        if (target[0] == '/' || strncmp(target, "unix:", 5) == 0) {
-                const char *path = target[0] == '/' ? target : target + 5;
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                if (strlen(path) >= sizeof(sa.sun_path))
-                        return -ENAMETOOLONG;
-                memcpy(sa.sun_path, path, strlen(path) + 1);
-                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return -errno;
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                        int r = -errno;
-                        close(fd);
-                        return r;
-                }
-                return fd;
-        }
-
-        /* host:port; the last colon splits. */
-        const char *colon = strrchr(target, ':');
-        if (!colon || colon == target || !colon[1])
-                return -EINVAL;
-        _cleanup_free_ char *host = strndup(target, (size_t) (colon - target));
-        if (!host)
-                return -ENOMEM;
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
-                return -EHOSTUNREACH;
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                int r = -errno;
-                freeaddrinfo(ai);
-                return r;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-                int r = -errno;
-                freeaddrinfo(ai);
-                close(fd);
-                return r;
-        }
-        freeaddrinfo(ai);
-        return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += w;
-                n -= (size_t) w;
-        }
-        return 0;
+static void conn_init(Conn *c, int fd) {
+        c->fd = fd;
+        bench_in_init(&c->in, c->buf, sizeof(c->buf));
 }
 
 /* Reads one line (without CRLF) into LINE (LINE_MAX_LEN + 1 bytes). */
 static int read_line(Conn *c, char *line) {
-        size_t len = 0;
-        for (;;) {
-                while (c->start < c->end) {
-                        char ch = c->buf[c->start++];
-                        if (ch == '\n') {
-                                if (len > 0 && line[len - 1] == '\r')
-                                        len--;
-                                line[len] = '\0';
-                                return 0;
-                        }
-                        if (len >= LINE_MAX_LEN)
-                                return -E2BIG;
-                        line[len++] = ch;
-                }
-                ssize_t r = recv(c->fd, c->buf, sizeof(c->buf), 0);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -ECONNRESET;
-                c->start = 0;
-                c->end = (size_t) r;
-        }
+        return bench_read_line(&c->in, bench_fill_recv, &c->fd, line, LINE_MAX_LEN, true, NULL);
 }
 
 /* Reads one reply and says whether it is the expected one: for SMTP the
@@ -208,7 +109,7 @@ static bool greet(Conn *c, const Options *o) {
 }
 
 static bool quit(Conn *c, const Options *o) {
-        if (write_all(c->fd, "QUIT\r\n", 6) < 0) {
+        if (bench_write_all(c->fd, "QUIT\r\n", 6) < 0) {
                 if (o->verbose)
                         fprintf(stderr, "conn-load: QUIT: %m\n");
                 return false;
@@ -217,7 +118,7 @@ static bool quit(Conn *c, const Options *o) {
 }
 
 static void worker(const Options *o, unsigned id, WorkerStats *st) {
-        double deadline = now_s() + o->duration;
+        double deadline = bench_now() + o->duration;
         uint64_t my_count = 0;
         if (o->count) {
                 my_count = o->count / o->workers + (id < o->count % o->workers ? 1 : 0);
@@ -226,12 +127,12 @@ static void worker(const Options *o, unsigned id, WorkerStats *st) {
         }
         unsigned consecutive_errors = 0;
         for (;;) {
-                if (o->count ? st->conns + st->errors >= my_count : now_s() >= deadline)
+                if (o->count ? st->conns + st->errors >= my_count : bench_now() >= deadline)
                         break;
                 if (consecutive_errors >= 100)   /* the target is down: stop */
                         break;
-                double t0 = now_s();
-                int fd = connect_target(o->target);
+                double t0 = bench_now();
+                int fd = bench_connect(o->target, false);
                 if (fd < 0) {
                         if (o->verbose)
                                 fprintf(stderr, "conn-load: connect %s: %s\n", o->target, strerror(-fd));
@@ -240,14 +141,15 @@ static void worker(const Options *o, unsigned id, WorkerStats *st) {
                         usleep(10000);
                         continue;
                 }
-                Conn c = { .fd = fd };
+                Conn c;
+                conn_init(&c, fd);
                 bool ok = greet(&c, o) && (o->greet_only || quit(&c, o));
                 close(fd);
                 if (ok) {
                         st->conns++;
                         consecutive_errors = 0;
                         if (st->n_lat < MAX_SAMPLES)
-                                st->lat_us[st->n_lat++] = us_since(t0);
+                                st->lat_us[st->n_lat++] = bench_us_since(t0);
                 } else {
                         st->errors++;
                         consecutive_errors++;
@@ -263,15 +165,15 @@ static int run_idle(const Options *o) {
                 return 1;
         }
         unsigned open = 0, errors = 0;
-        double t0 = now_s();
+        double t0 = bench_now();
         for (unsigned i = 0; i < o->idle; i++) {
-                int fd = connect_target(o->target);
+                int fd = bench_connect(o->target, false);
                 if (fd < 0) {
                         fprintf(stderr, "conn-load: connect %s: %s\n", o->target, strerror(-fd));
                         errors++;
                         break;
                 }
-                conns[open] = (Conn) { .fd = fd };
+                conn_init(&conns[open], fd);
                 if (!greet(&conns[open], o)) {
                         close(fd);
                         errors++;
@@ -279,7 +181,7 @@ static int run_idle(const Options *o) {
                 }
                 open++;
         }
-        double setup = now_s() - t0;
+        double setup = bench_now() - t0;
         printf("READY %u\n", open);
         fflush(stdout);
 
@@ -301,16 +203,14 @@ static int run_idle(const Options *o) {
         return errors || open != o->idle ? 1 : 0;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-        return x < y ? -1 : x > y;
-}
+typedef struct {
+        const Options *o;
+        WorkerStats *stats;
+} Job;
 
-static double pct_ms(const uint32_t *sorted, size_t n, double p) {
-        if (n == 0)
-                return 0;
-        size_t i = (size_t) (p / 100.0 * (double) (n - 1) + 0.5);
-        return sorted[i < n ? i : n - 1] / 1000.0;
+static void run_worker(unsigned i, void *userdata) {
+        const Job *j = userdata;
+        worker(j->o, i, &j->stats[i]);
 }
 
 static _noreturn_ void usage(int code) {
@@ -377,35 +277,21 @@ int main(int argc, char **argv) {
                 return run_idle(&o);
 
         size_t map_len = sizeof(WorkerStats) * o.workers;
-        WorkerStats *stats = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
-                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (stats == MAP_FAILED) {
+        WorkerStats *stats = bench_map_shared(map_len);
+        if (!stats) {
                 fprintf(stderr, "conn-load: mmap: %m\n");
                 return 1;
         }
 
-        double t0 = now_s();
-        pid_t pids[MAX_WORKERS];
-        for (unsigned i = 0; i < o.workers; i++) {
-                pids[i] = fork();
-                if (pids[i] < 0) {
-                        fprintf(stderr, "conn-load: fork: %m\n");
-                        return 1;
-                }
-                if (pids[i] == 0) {
-                        worker(&o, i, &stats[i]);
-                        _exit(0);
-                }
+        double t0 = bench_now();
+        Job job = { .o = &o, .stats = stats };
+        int r = bench_run_workers(o.workers, run_worker, &job);
+        if (r < 0) {
+                fprintf(stderr, "conn-load: fork: %s\n", strerror(-r));
+                return 1;
         }
-        bool worker_failed = false;
-        for (unsigned i = 0; i < o.workers; i++) {
-                int status;
-                while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-                        ;
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        worker_failed = true;
-        }
-        double elapsed = now_s() - t0;
+        bool worker_failed = r > 0;
+        double elapsed = bench_now() - t0;
 
         uint64_t conns = 0, errors = 0;
         size_t n_lat = 0;
@@ -424,7 +310,7 @@ int main(int argc, char **argv) {
                 memcpy(lat + a, stats[i].lat_us, sizeof(uint32_t) * stats[i].n_lat);
                 a += stats[i].n_lat;
         }
-        qsort(lat, n_lat, sizeof(uint32_t), cmp_u32);
+        bench_sort_u32(lat, n_lat);
         munmap(stats, map_len);
 
         double rate = elapsed > 0 ? (double) conns / elapsed : 0;
@@ -433,10 +319,10 @@ int main(int argc, char **argv) {
         printf("connections %" PRIu64 ", errors %" PRIu64 ", %.2f s, %.1f connections/s\n",
                conns, errors, elapsed, rate);
         printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-               pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90), pct_ms(lat, n_lat, 99),
+               bench_pct_ms(lat, n_lat, 50), bench_pct_ms(lat, n_lat, 90), bench_pct_ms(lat, n_lat, 99),
                n_lat ? lat[n_lat - 1] / 1000.0 : 0);
         printf("RESULT rate=%.1f conns=%" PRIu64 " errors=%" PRIu64 " p50=%.3f p90=%.3f p99=%.3f\n",
-               rate, conns, errors, pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90),
-               pct_ms(lat, n_lat, 99));
+               rate, conns, errors, bench_pct_ms(lat, n_lat, 50), bench_pct_ms(lat, n_lat, 90),
+               bench_pct_ms(lat, n_lat, 99));
         return errors || worker_failed || conns == 0 ? 1 : 0;
 }

@@ -29,20 +29,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <netdb.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 
+#include "bench-util.h"
 #include "macro.h"
 
 #define MAX_WORKERS 256
 #define MAX_SAMPLES (1u << 19)   /* per worker and kind: 2 MiB of uint32 */
 #define LINE_MAX_LEN 1024         /* RFC 5321 reply lines are <= 512 */
-#define IO_TIMEOUT_S 30
 
 typedef struct {
         uint64_t msgs, errors, conns;
@@ -65,113 +61,18 @@ typedef struct {
 
 typedef struct {
         int fd;
+        BenchIn in;
         char buf[4096];
-        size_t start, end;
 } Conn;
 
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static uint32_t us_since(double t0) {
-        double d = (now_s() - t0) * 1e6;
-        return d > UINT32_MAX ? UINT32_MAX : (uint32_t) d;
-}
-
-static int connect_target(const char *target) {
-        struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-        int fd;
-
-        if (target[0] == '/' || strncmp(target, "unix:", 5) == 0) {
-                const char *path = target[0] == '/' ? target : target + 5;
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                if (strlen(path) >= sizeof(sa.sun_path))
-                        return -ENAMETOOLONG;
-                strcpy(sa.sun_path, path);
-                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (fd < 0)
-                        return -errno;
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                        int r = -errno;
-                        close(fd);
-                        return r;
-                }
-                return fd;
-        }
-
-        /* host:port; the last colon splits ([::1]:24 is not supported). */
-        const char *colon = strrchr(target, ':');
-        if (!colon || colon == target || !colon[1])
-                return -EINVAL;
-        _cleanup_free_ char *host = strndup(target, (size_t) (colon - target));
-        if (!host)
-                return -ENOMEM;
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
-                return -EHOSTUNREACH;
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                int r = -errno;
-                freeaddrinfo(ai);
-                return r;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-                int r = -errno;
-                freeaddrinfo(ai);
-                close(fd);
-                return r;
-        }
-        freeaddrinfo(ai);
-        return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += w;
-                n -= (size_t) w;
-        }
-        return 0;
+static void conn_init(Conn *c, int fd) {
+        c->fd = fd;
+        bench_in_init(&c->in, c->buf, sizeof(c->buf));
 }
 
 /* Reads one line (without CRLF) into LINE (LINE_MAX_LEN + 1 bytes). */
 static int read_line(Conn *c, char *line) {
-        size_t len = 0;
-        for (;;) {
-                while (c->start < c->end) {
-                        char ch = c->buf[c->start++];
-                        if (ch == '\n') {
-                                if (len > 0 && line[len - 1] == '\r')
-                                        len--;
-                                line[len] = '\0';
-                                return 0;
-                        }
-                        if (len >= LINE_MAX_LEN)
-                                return -E2BIG;
-                        line[len++] = ch;
-                }
-                ssize_t r = recv(c->fd, c->buf, sizeof(c->buf), 0);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -ECONNRESET;
-                c->start = 0;
-                c->end = (size_t) r;
-        }
+        return bench_read_line(&c->in, bench_fill_recv, &c->fd, line, LINE_MAX_LEN, true, NULL);
 }
 
 /* Reads a (possibly multi-line) reply; returns its code or negative errno.
@@ -195,7 +96,7 @@ static int read_reply(Conn *c, char *last) {
 
 static bool expect(Conn *c, const char *cmd, int want, const Options *o) {
         char last[LINE_MAX_LEN + 1];
-        if (cmd && write_all(c->fd, cmd, strlen(cmd)) < 0) {
+        if (cmd && bench_write_all(c->fd, cmd, strlen(cmd)) < 0) {
                 if (o->verbose)
                         fprintf(stderr, "lmtp-load: write failed: %m\n");
                 return false;
@@ -251,7 +152,7 @@ static void record(uint32_t *arr, uint32_t *n, uint32_t v) {
 }
 
 static void worker(const Options *o, unsigned id, WorkerStats *st, const char *msg, size_t msg_len) {
-        double deadline = now_s() + o->duration;
+        double deadline = bench_now() + o->duration;
         uint64_t my_count = 0;
         if (o->count) {
                 my_count = o->count / o->workers + (id < o->count % o->workers ? 1 : 0);
@@ -266,14 +167,14 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, const char *m
         Conn c = { .fd = -1 };
         unsigned consecutive_errors = 0;
         for (;;) {
-                if (o->count ? st->msgs + st->errors >= my_count : now_s() >= deadline)
+                if (o->count ? st->msgs + st->errors >= my_count : bench_now() >= deadline)
                         break;
                 if (consecutive_errors >= 100)   /* the target is down: stop */
                         break;
-                double t0 = now_s();
+                double t0 = bench_now();
                 bool ok = true;
                 if (c.fd < 0) {
-                        int fd = connect_target(o->target);
+                        int fd = bench_connect(o->target, false);
                         if (fd < 0) {
                                 if (o->verbose)
                                         fprintf(stderr, "lmtp-load: connect %s: %s\n", o->target, strerror(-fd));
@@ -282,11 +183,11 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, const char *m
                                 usleep(10000);
                                 continue;
                         }
-                        c = (Conn) { .fd = fd };
+                        conn_init(&c, fd);
                         st->conns++;
                         ok = expect(&c, NULL, 220, o);
                         if (ok)
-                                record(st->greet_us, &st->n_greet, us_since(t0));
+                                record(st->greet_us, &st->n_greet, bench_us_since(t0));
                         if (o->greet_only) {
                                 close(c.fd);
                                 c.fd = -1;
@@ -300,7 +201,7 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, const char *m
                 }
                 ok = ok && expect(&c, mail, 250, o) && expect(&c, rcpt, 250, o) &&
                      expect(&c, "DATA\r\n", 354, o);
-                if (ok && write_all(c.fd, msg, msg_len) < 0)
+                if (ok && bench_write_all(c.fd, msg, msg_len) < 0)
                         ok = false;
                 /* One reply per accepted RCPT after the dot (RFC 2033). */
                 ok = ok && expect(&c, NULL, 250, o);
@@ -312,7 +213,7 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, const char *m
                 if (ok) {
                         st->msgs++;
                         consecutive_errors = 0;
-                        record(st->lat_us, &st->n_lat, us_since(t0));
+                        record(st->lat_us, &st->n_lat, bench_us_since(t0));
                 } else {
                         st->errors++;
                         consecutive_errors++;
@@ -327,16 +228,16 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, const char *m
         }
 }
 
-static int cmp_u32(const void *a, const void *b) {
-        uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
-        return x < y ? -1 : x > y;
-}
+typedef struct {
+        const Options *o;
+        WorkerStats *stats;
+        const char *msg;
+        size_t msg_len;
+} Job;
 
-static double pct_ms(const uint32_t *sorted, size_t n, double p) {
-        if (n == 0)
-                return 0;
-        size_t i = (size_t) (p / 100.0 * (double) (n - 1) + 0.5);
-        return sorted[i < n ? i : n - 1] / 1000.0;
+static void run_worker(unsigned i, void *userdata) {
+        const Job *j = userdata;
+        worker(j->o, i, &j->stats[i], j->msg, j->msg_len);
 }
 
 static _noreturn_ void usage(int code) {
@@ -401,36 +302,22 @@ int main(int argc, char **argv) {
         }
 
         size_t map_len = sizeof(WorkerStats) * o.workers;
-        WorkerStats *stats = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
-                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (stats == MAP_FAILED) {
+        WorkerStats *stats = bench_map_shared(map_len);
+        if (!stats) {
                 fprintf(stderr, "lmtp-load: mmap: %m\n");
                 return 1;
         }
         signal(SIGPIPE, SIG_IGN);
 
-        double t0 = now_s();
-        pid_t pids[MAX_WORKERS];
-        for (unsigned i = 0; i < o.workers; i++) {
-                pids[i] = fork();
-                if (pids[i] < 0) {
-                        fprintf(stderr, "lmtp-load: fork: %m\n");
-                        return 1;
-                }
-                if (pids[i] == 0) {
-                        worker(&o, i, &stats[i], msg, msg_len);
-                        _exit(0);
-                }
+        double t0 = bench_now();
+        Job job = { .o = &o, .stats = stats, .msg = msg, .msg_len = msg_len };
+        int r = bench_run_workers(o.workers, run_worker, &job);
+        if (r < 0) {
+                fprintf(stderr, "lmtp-load: fork: %s\n", strerror(-r));
+                return 1;
         }
-        bool worker_failed = false;
-        for (unsigned i = 0; i < o.workers; i++) {
-                int status;
-                while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-                        ;
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        worker_failed = true;
-        }
-        double elapsed = now_s() - t0;
+        bool worker_failed = r > 0;
+        double elapsed = bench_now() - t0;
 
         uint64_t msgs = 0, errors = 0, conns = 0;
         size_t n_lat = 0, n_greet = 0;
@@ -454,8 +341,8 @@ int main(int argc, char **argv) {
                 memcpy(greet + b, stats[i].greet_us, sizeof(uint32_t) * stats[i].n_greet);
                 b += stats[i].n_greet;
         }
-        qsort(lat, n_lat, sizeof(uint32_t), cmp_u32);
-        qsort(greet, n_greet, sizeof(uint32_t), cmp_u32);
+        bench_sort_u32(lat, n_lat);
+        bench_sort_u32(greet, n_greet);
         munmap(stats, map_len);
 
         double rate = elapsed > 0 ? (double) msgs / elapsed : 0;
@@ -466,13 +353,13 @@ int main(int argc, char **argv) {
                msgs, errors, conns, elapsed);
         printf("throughput %.1f messages/s\n", rate);
         printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-               pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90), pct_ms(lat, n_lat, 99),
+               bench_pct_ms(lat, n_lat, 50), bench_pct_ms(lat, n_lat, 90), bench_pct_ms(lat, n_lat, 99),
                n_lat ? lat[n_lat - 1] / 1000.0 : 0);
         printf("connect-to-greeting ms: median %.3f (%zu connections)\n",
-               pct_ms(greet, n_greet, 50), n_greet);
+               bench_pct_ms(greet, n_greet, 50), n_greet);
         printf("RESULT rate=%.1f msgs=%" PRIu64 " errors=%" PRIu64 " p50=%.3f p90=%.3f p99=%.3f "
                "greet_p50=%.3f greet_n=%zu\n",
-               rate, msgs, errors, pct_ms(lat, n_lat, 50), pct_ms(lat, n_lat, 90),
-               pct_ms(lat, n_lat, 99), pct_ms(greet, n_greet, 50), n_greet);
+               rate, msgs, errors, bench_pct_ms(lat, n_lat, 50), bench_pct_ms(lat, n_lat, 90),
+               bench_pct_ms(lat, n_lat, 99), bench_pct_ms(greet, n_greet, 50), n_greet);
         return errors || worker_failed || msgs == 0 ? 1 : 0;
 }

@@ -18,11 +18,8 @@
  *
  * Bounds: socket timeouts on every read and write, a line limit, a fixed
  * sample capacity (later samples are counted, not kept). */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,11 +28,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#define IO_TIMEOUT_S 30
+#include "bench-util.h"
+
 #define LINE_MAX_LEN 8192
 #define MAX_SAMPLES 200000
 #define MAX_WORKERS 64
@@ -61,37 +57,25 @@ struct stats {
 struct conn {
     int fd;
     gnutls_session_t tls;
+    BenchIn in;
     char buf[65536];
-    size_t start, end;
 };
 
 static gnutls_certificate_credentials_t creds;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int conn_open(struct conn *c, const struct opts *o) {
-    c->start = c->end = 0;
+    char target[32];
+    snprintf(target, sizeof target, "127.0.0.1:%d", o->port);
     c->tls = NULL;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) return -errno;
-    struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -errno;
+    bench_in_init(&c->in, c->buf, sizeof c->buf);
+    c->fd = bench_connect(target, true);
+    if (c->fd < 0) return c->fd;
     if (!o->tls) return 0;
     if (gnutls_init(&c->tls, GNUTLS_CLIENT) < 0) return -ENOMEM;
     gnutls_set_default_priority(c->tls);
     gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, creds);
     gnutls_transport_set_int(c->tls, c->fd);
-    gnutls_handshake_set_timeout(c->tls, IO_TIMEOUT_S * 1000);
+    gnutls_handshake_set_timeout(c->tls, BENCH_IO_TIMEOUT_S * 1000);
     int r;
     do r = gnutls_handshake(c->tls); while (r < 0 && !gnutls_error_is_fatal(r));
     return r < 0 ? -EPROTO : 0;
@@ -108,9 +92,10 @@ static void conn_close(struct conn *c) {
 }
 
 static int conn_write(struct conn *c, const char *p, size_t n) {
+    if (!c->tls) return bench_write_all(c->fd, p, n);
     while (n) {
-        ssize_t w = c->tls ? gnutls_record_send(c->tls, p, n) : send(c->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && (c->tls ? w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED : errno == EINTR)) continue;
+        ssize_t w = gnutls_record_send(c->tls, p, n);
+        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) continue;
         if (w <= 0) return -EIO;
         p += w;
         n -= (size_t)w;
@@ -118,30 +103,20 @@ static int conn_write(struct conn *c, const char *p, size_t n) {
     return 0;
 }
 
+/* A BenchFill for a conn, plain or TLS; any failure reads as a reset. */
+static ssize_t conn_fill(void *userdata, char *buf, size_t size) {
+    struct conn *c = userdata;
+    for (;;) {
+        ssize_t r = c->tls ? gnutls_record_recv(c->tls, buf, size) : bench_fill_recv(&c->fd, buf, size);
+        if (c->tls && (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)) continue;
+        return r < 0 ? -ECONNRESET : r;
+    }
+}
+
 /* One line (CRLF stripped) into LINE (LINE_MAX_LEN + 1 bytes); *LEN its
  * length on the wire including the terminator. */
 static int conn_line(struct conn *c, char *line, size_t *len) {
-    size_t n = 0, wire = 0;
-    for (;;) {
-        while (c->start < c->end) {
-            char ch = c->buf[c->start++];
-            wire++;
-            if (ch == '\n') {
-                if (n && line[n - 1] == '\r') n--;
-                line[n] = 0;
-                if (len) *len = wire;
-                return 0;
-            }
-            if (n >= LINE_MAX_LEN) return -E2BIG;
-            line[n++] = ch;
-        }
-        ssize_t r = c->tls ? gnutls_record_recv(c->tls, c->buf, sizeof c->buf)
-                           : recv(c->fd, c->buf, sizeof c->buf, 0);
-        if (r < 0 && (c->tls ? r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED : errno == EINTR)) continue;
-        if (r <= 0) return -ECONNRESET;
-        c->start = 0;
-        c->end = (size_t)r;
-    }
+    return bench_read_line(&c->in, conn_fill, c, line, LINE_MAX_LEN, true, len);
 }
 
 static bool cmd(struct conn *c, const char *text, char *line) {
@@ -203,12 +178,12 @@ out:
 static void worker(const struct opts *o, unsigned idx, struct stats *st) {
     char *line = malloc(LINE_MAX_LEN + 1);
     if (!line) _exit(1);
-    double end = now_s() + o->duration;
+    double end = bench_now() + o->duration;
     for (unsigned i = 0;; i++) {
-        if (o->count ? i >= (o->count + o->clients - 1 - idx) / o->clients : now_s() >= end) break;
-        double t0 = now_s();
+        if (o->count ? i >= (o->count + o->clients - 1 - idx) / o->clients : bench_now() >= end) break;
+        double t0 = bench_now();
         bool good = session(o, st, line);
-        uint32_t us = (uint32_t)((now_s() - t0) * 1e6);
+        uint32_t us = bench_us_since(t0);
         if (good) {
             st->ok++;
             if (st->n_samples < MAX_SAMPLES / MAX_WORKERS) st->samples[st->n_samples++] = us;
@@ -221,9 +196,14 @@ static void worker(const struct opts *o, unsigned idx, struct stats *st) {
     free(line);
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+typedef struct {
+    const struct opts *o;
+    struct stats *st;
+} Job;
+
+static void run_worker(unsigned i, void *userdata) {
+    const Job *j = userdata;
+    worker(j->o, i, &j->st[i]);
 }
 
 static void usage(int code) {
@@ -260,20 +240,13 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (o.tls && (gnutls_global_init() < 0 || gnutls_certificate_allocate_credentials(&creds) < 0)) return 1;
 
-    struct stats *st = mmap(NULL, sizeof *st * o.clients, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (st == MAP_FAILED) return 1;
-    memset(st, 0, sizeof *st * o.clients);
-    double t0 = now_s();
-    for (unsigned i = 0; i < o.clients; i++) {
-        pid_t pid = fork();
-        if (pid < 0) return 1;
-        if (pid == 0) {
-            worker(&o, i, &st[i]);
-            _exit(0);
-        }
-    }
-    for (unsigned i = 0; i < o.clients; i++) wait(NULL);
-    double elapsed = now_s() - t0;
+    struct stats *st = bench_map_shared(sizeof *st * o.clients);
+    if (!st) return 1;
+    double t0 = bench_now();
+    /* A worker's exit status does not count: its errors are in its stats. */
+    Job job = { .o = &o, .st = st };
+    if (bench_run_workers(o.clients, run_worker, &job) < 0) return 1;
+    double elapsed = bench_now() - t0;
 
     struct stats sum = {0};
     uint32_t *all = malloc(sizeof(uint32_t) * MAX_SAMPLES);
@@ -285,8 +258,8 @@ int main(int argc, char **argv) {
         sum.octets += st[i].octets;
         for (uint32_t j = 0; j < st[i].n_samples; j++) all[n++] = st[i].samples[j];
     }
-    qsort(all, n, sizeof *all, cmp_u32);
-    double p50 = n ? all[n / 2] / 1000.0 : 0, p99 = n ? all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0 : 0;
+    bench_sort_u32(all, n);
+    double p50 = bench_pct_ms(all, n, 50), p99 = bench_pct_ms(all, n, 99);
     double rate = (double)sum.ok / elapsed;
     printf("%llu sessions in %.2f s (%.1f/s), p50 %.3f ms, p99 %.3f ms, %llu errors, %llu messages, %llu octets\n",
            (unsigned long long)sum.ok, elapsed, rate, p50, p99, (unsigned long long)sum.errors,

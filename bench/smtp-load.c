@@ -35,26 +35,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 
 #include <gnutls/gnutls.h>
 
+#include "bench-util.h"
 #include "macro.h"
 
 #define MAX_WORKERS 64
 #define MAX_SAMPLES (1u << 16)   /* per worker: 256 KiB of uint32 */
 #define LINE_MAX_LEN 1024        /* RFC 5321 reply lines are <= 512 */
 #define MAX_REPLY_LINES 100
-#define IO_TIMEOUT_S 30
 
 typedef struct {
     uint64_t msgs, errors, conns;
@@ -79,73 +75,21 @@ typedef struct {
 typedef struct {
     int fd;
     gnutls_session_t tls;        /* NULL while plain */
+    BenchIn in;
     char buf[4096];
-    size_t start, end;
 } Conn;
 
 static gnutls_certificate_credentials_t client_cred;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+/* Connections set TCP_NODELAY (bench_connect's second argument): GnuTLS may
+ * write a record's header and body separately, and without NODELAY Nagle
+ * holds the second part until the server's delayed ACK (40 ms), which would
+ * be the client's cost, not the server's. */
 
-static uint32_t us_since(double t0) {
-    double d = (now_s() - t0) * 1e6;
-    return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
-}
-
-static void set_timeouts(int fd) {
-    struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-static int connect_target(const char *target) {
-    int fd;
-    if (target[0] == '/' || strncmp(target, "unix:", 5) == 0) {
-        const char *path = target[0] == '/' ? target : target + 5;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return -errno;
-        set_timeouts(fd);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-            int r = -errno;
-            close(fd);
-            return r;
-        }
-        return fd;
-    }
-    /* host:port; the last colon splits. */
-    const char *colon = strrchr(target, ':');
-    if (!colon || colon == target || !colon[1]) return -EINVAL;
-    _cleanup_free_ char *host = strndup(target, (size_t)(colon - target));
-    if (!host) return -ENOMEM;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) return -EHOSTUNREACH;
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int r = -errno;
-        freeaddrinfo(ai);
-        return r;
-    }
-    set_timeouts(fd);
-    /* GnuTLS may write a record's header and body separately: without
-     * NODELAY, Nagle holds the second part until the server's delayed ACK
-     * (40 ms), which would be the client's cost, not the server's. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-        int r = -errno;
-        freeaddrinfo(ai);
-        close(fd);
-        return r;
-    }
-    freeaddrinfo(ai);
-    return fd;
+static void conn_init(Conn *c, int fd) {
+    c->fd = fd;
+    c->tls = NULL;
+    bench_in_init(&c->in, c->buf, sizeof c->buf);
 }
 
 static void conn_close(Conn *c) {
@@ -155,72 +99,41 @@ static void conn_close(Conn *c) {
     }
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
-    c->start = c->end = 0;
+    c->in.start = c->in.end = 0;
 }
 
-static int write_all(Conn *c, const char *p, size_t n) {
+static int conn_write(Conn *c, const char *p, size_t n) {
+    if (!c->tls) return bench_write_all(c->fd, p, n);
     while (n > 0) {
-        ssize_t w;
-        if (c->tls) {
-            w = gnutls_record_send(c->tls, p, n);
-            if (w == GNUTLS_E_INTERRUPTED || w == GNUTLS_E_AGAIN) continue;
-            if (w < 0) return -EIO;
-        } else {
-            w = send(c->fd, p, n, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                return -errno;
-            }
-        }
+        ssize_t w = gnutls_record_send(c->tls, p, n);
+        if (w == GNUTLS_E_INTERRUPTED || w == GNUTLS_E_AGAIN) continue;
+        if (w < 0) return -EIO;
         p += w;
         n -= (size_t)w;
     }
     return 0;
 }
 
-static ssize_t conn_recv(Conn *c) {
-    double deadline = now_s() + IO_TIMEOUT_S;
+/* A BenchFill for a Conn, plain or TLS. */
+static ssize_t conn_fill(void *userdata, char *buf, size_t size) {
+    Conn *c = userdata;
+    if (!c->tls) return bench_fill_recv(&c->fd, buf, size);
+    double deadline = bench_now() + BENCH_IO_TIMEOUT_S;
     for (;;) {
-        ssize_t r;
-        if (c->tls) {
-            r = gnutls_record_recv(c->tls, c->buf, sizeof c->buf);
-            if (r == GNUTLS_E_INTERRUPTED) continue;
-            /* AGAIN also comes after a TLS 1.3 post-handshake message (a
-             * session ticket from OpenSSL) with no data yet: read on until
-             * the timeout has really passed. */
-            if (r == GNUTLS_E_AGAIN && now_s() < deadline) continue;
-            if (r < 0) return r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EIO;
-        } else {
-            r = recv(c->fd, c->buf, sizeof c->buf, 0);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                return -errno;
-            }
-        }
+        ssize_t r = gnutls_record_recv(c->tls, buf, size);
+        if (r == GNUTLS_E_INTERRUPTED) continue;
+        /* AGAIN also comes after a TLS 1.3 post-handshake message (a
+         * session ticket from OpenSSL) with no data yet: read on until
+         * the timeout has really passed. */
+        if (r == GNUTLS_E_AGAIN && bench_now() < deadline) continue;
+        if (r < 0) return r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EIO;
         return r;
     }
 }
 
 /* Reads one line (without CRLF) into LINE (LINE_MAX_LEN + 1 bytes). */
 static int read_line(Conn *c, char *line) {
-    size_t len = 0;
-    for (;;) {
-        while (c->start < c->end) {
-            char ch = c->buf[c->start++];
-            if (ch == '\n') {
-                if (len > 0 && line[len - 1] == '\r') len--;
-                line[len] = '\0';
-                return 0;
-            }
-            if (len >= LINE_MAX_LEN) return -E2BIG;
-            line[len++] = ch;
-        }
-        ssize_t r = conn_recv(c);
-        if (r < 0) return (int)r;
-        if (r == 0) return -ECONNRESET;
-        c->start = 0;
-        c->end = (size_t)r;
-    }
+    return bench_read_line(&c->in, conn_fill, c, line, LINE_MAX_LEN, true, NULL);
 }
 
 /* Reads a (possibly multi-line) reply; returns its code or negative errno.
@@ -244,7 +157,7 @@ static int read_reply(Conn *c, char *last, bool *saw_starttls) {
 
 static bool expect_full(Conn *c, const char *cmd, int want, const Options *o, bool *saw_starttls) {
     char last[LINE_MAX_LEN + 1];
-    if (cmd && write_all(c, cmd, strlen(cmd)) < 0) {
+    if (cmd && conn_write(c, cmd, strlen(cmd)) < 0) {
         if (o->verbose) fprintf(stderr, "smtp-load: write failed\n");
         return false;
     }
@@ -329,7 +242,7 @@ static bool tls_start(Conn *c, const Options *o) {
     gnutls_transport_set_int(c->tls, c->fd);
     gnutls_transport_set_pull_function(c->tls, pull_quickack);
     gnutls_transport_set_pull_timeout_function(c->tls, pull_timeout);
-    gnutls_handshake_set_timeout(c->tls, IO_TIMEOUT_S * 1000);
+    gnutls_handshake_set_timeout(c->tls, BENCH_IO_TIMEOUT_S * 1000);
     /* Bounded: non-fatal codes (interrupts, warnings) are retried a few times. */
     for (unsigned tries = 0; tries < 100; tries++) {
         r = gnutls_handshake(c->tls);
@@ -342,12 +255,13 @@ static bool tls_start(Conn *c, const Options *o) {
 
 /* One STARTTLS session; true when every reply was as expected. */
 static bool tls_session(const Options *o, WorkerStats *st) {
-    int fd = connect_target(o->target);
+    int fd = bench_connect(o->target, true);
     if (fd < 0) {
         if (o->verbose) fprintf(stderr, "smtp-load: connect %s: %s\n", o->target, strerror(-fd));
         return false;
     }
-    Conn c = { .fd = fd };
+    Conn c;
+    conn_init(&c, fd);
     st->conns++;
     bool starttls = false;
     bool ok = expect(&c, NULL, 220, o) &&
@@ -358,7 +272,7 @@ static bool tls_session(const Options *o, WorkerStats *st) {
     }
     ok = ok && expect(&c, "STARTTLS\r\n", 220, o);
     /* Nothing may follow the 220 in plaintext (RFC 3207). */
-    ok = ok && c.start == c.end && tls_start(&c, o);
+    ok = ok && !bench_in_pending(&c.in) && tls_start(&c, o);
     ok = ok && expect(&c, "EHLO smtp-load.example.org\r\n", 250, o) &&
          expect(&c, "QUIT\r\n", 221, o);
     if (ok && c.tls) gnutls_bye(c.tls, GNUTLS_SHUT_WR);
@@ -376,14 +290,14 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, char *msg, si
     unsigned in_conn = 0, consecutive_errors = 0;
     uint64_t serial = 0;
     while (st->msgs + st->errors < mine && consecutive_errors < 20) {
-        double t0 = now_s();
+        double t0 = bench_now();
         bool ok;
         if (o->tls) {
             ok = tls_session(o, st);
         } else {
             ok = true;
             if (c.fd < 0) {
-                int fd = connect_target(o->target);
+                int fd = bench_connect(o->target, true);
                 if (fd < 0) {
                     if (o->verbose)
                         fprintf(stderr, "smtp-load: connect %s: %s\n", o->target, strerror(-fd));
@@ -392,7 +306,7 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, char *msg, si
                     usleep(10000);
                     continue;
                 }
-                c = (Conn){ .fd = fd };
+                conn_init(&c, fd);
                 in_conn = 0;
                 st->conns++;
                 ok = expect(&c, NULL, 220, o) && expect(&c, "EHLO smtp-load.example.org\r\n", 250, o);
@@ -403,7 +317,7 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, char *msg, si
             memcpy(msg + msgid_off, digits, MSGID_DIGITS);
             ok = ok && expect(&c, "MAIL FROM:<bench@example.org>\r\n", 250, o) &&
                  expect(&c, rcpt, 250, o) && expect(&c, "DATA\r\n", 354, o);
-            if (ok && write_all(&c, msg, msg_len) < 0) ok = false;
+            if (ok && conn_write(&c, msg, msg_len) < 0) ok = false;
             ok = ok && expect(&c, NULL, 250, o);
             if (ok && ++in_conn >= o->per_conn) {
                 ok = expect(&c, "QUIT\r\n", 221, o);
@@ -411,11 +325,11 @@ static void worker(const Options *o, unsigned id, WorkerStats *st, char *msg, si
             }
             if (!ok) conn_close(&c);
         }
-        st->last_reply = now_s();
+        st->last_reply = bench_now();
         if (ok) {
             st->msgs++;
             consecutive_errors = 0;
-            record(st, us_since(t0));
+            record(st, bench_us_since(t0));
         } else {
             st->errors++;
             consecutive_errors++;
@@ -439,15 +353,16 @@ static uint64_t count_files(const char *dir) {
     return n;
 }
 
-static int cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
+typedef struct {
+    const Options *o;
+    WorkerStats *stats;
+    char *msg;
+    size_t msg_len, msgid_off;
+} Job;
 
-static double pct_ms(const uint32_t *sorted, size_t n, double p) {
-    if (n == 0) return 0;
-    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-    return sorted[i < n ? i : n - 1] / 1000.0;
+static void run_worker(unsigned i, void *userdata) {
+    const Job *j = userdata;
+    worker(j->o, i, &j->stats[i], j->msg, j->msg_len, j->msgid_off);
 }
 
 static _noreturn_ void usage(int code) {
@@ -526,34 +441,18 @@ int main(int argc, char **argv) {
     }
 
     size_t map_len = sizeof(WorkerStats) * o.workers;
-    WorkerStats *stats = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (stats == MAP_FAILED) {
+    WorkerStats *stats = bench_map_shared(map_len);
+    if (!stats) {
         fprintf(stderr, "smtp-load: mmap: %m\n");
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
 
-    double t0 = now_s();
-    pid_t pids[MAX_WORKERS];
-    unsigned started = 0;
-    for (; started < o.workers; started++) {
-        pids[started] = fork();
-        if (pids[started] < 0) {
-            fprintf(stderr, "smtp-load: fork: %m\n");
-            break;
-        }
-        if (pids[started] == 0) {
-            worker(&o, started, &stats[started], msg, msg_len, msgid_off);
-            _exit(0);
-        }
-    }
-    bool worker_failed = started < o.workers;
-    for (unsigned i = 0; i < started; i++) {
-        int status;
-        while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-            ;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) worker_failed = true;
-    }
+    double t0 = bench_now();
+    Job job = { .o = &o, .stats = stats, .msg = msg, .msg_len = msg_len, .msgid_off = msgid_off };
+    int r = bench_run_workers(o.workers, run_worker, &job);
+    if (r < 0) fprintf(stderr, "smtp-load: fork: %s\n", strerror(-r));
+    bool worker_failed = r != 0;
 
     uint64_t msgs = 0, errors = 0, conns = 0;
     size_t n_lat = 0;
@@ -573,10 +472,10 @@ int main(int argc, char **argv) {
     uint64_t in_maildir = 0;
     bool maildir_short = false;
     if (o.maildir) {
-        double deadline = now_s() + o.wait_s;
+        double deadline = bench_now() + o.wait_s;
         for (;;) {
             in_maildir = count_files(o.maildir);
-            double t = now_s();
+            double t = bench_now();
             if (in_maildir >= msgs) {
                 total_s = t - t0;
                 break;
@@ -600,7 +499,7 @@ int main(int argc, char **argv) {
         memcpy(lat + a, stats[i].lat_us, sizeof(uint32_t) * stats[i].n_lat);
         a += stats[i].n_lat;
     }
-    qsort(lat, n_lat, sizeof(uint32_t), cmp_u32);
+    bench_sort_u32(lat, n_lat);
     munmap(stats, map_len);
 
     double rate = total_s > 0 ? (double)msgs / total_s : 0;
@@ -616,11 +515,11 @@ int main(int argc, char **argv) {
         printf(", %" PRIu64 " file(s) in %s after %.3f s%s", in_maildir, o.maildir, total_s,
                maildir_short ? " (GAVE UP WAITING)" : "");
     printf("\nthroughput %.1f %s/s\n", rate, unit);
-    printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", pct_ms(lat, n_lat, 50),
-           pct_ms(lat, n_lat, 90), pct_ms(lat, n_lat, 99), n_lat ? lat[n_lat - 1] / 1000.0 : 0);
+    printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", bench_pct_ms(lat, n_lat, 50),
+           bench_pct_ms(lat, n_lat, 90), bench_pct_ms(lat, n_lat, 99), n_lat ? lat[n_lat - 1] / 1000.0 : 0);
     printf("RESULT rate=%.1f msgs=%" PRIu64 " errors=%" PRIu64 " send_s=%.3f total_s=%.3f "
            "maildir=%" PRIu64 " p50=%.3f p99=%.3f\n",
-           rate, msgs, errors, send_s, total_s, in_maildir, pct_ms(lat, n_lat, 50),
-           pct_ms(lat, n_lat, 99));
+           rate, msgs, errors, send_s, total_s, in_maildir, bench_pct_ms(lat, n_lat, 50),
+           bench_pct_ms(lat, n_lat, 99));
     return errors || worker_failed || msgs == 0 || maildir_short ? 1 : 0;
 }
