@@ -204,9 +204,11 @@ struct strbuf {
 };
 
 static int sb_add(struct strbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
+    if (n > SIZE_MAX / 4 - b->len) return -ENOMEM;  /* and no doubling below can wrap */
+    size_t need = b->len + n + 1;
+    if (need > b->cap || !b->s) {
         size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->len + n + 1) ncap *= 2;
+        while (ncap < need) ncap *= 2;
         char *p = realloc(b->s, ncap);
         if (!p) return -ENOMEM;
         b->s = p;
