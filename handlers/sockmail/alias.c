@@ -120,39 +120,16 @@ static int alias_del(struct sm_db *db, const char *src, const char *dest) {
 }
 
 static int alias_list(struct sm_db *db, const char *arg, bool json) {
-    _cleanup_free_ char *domain = NULL, *id = NULL;
-    char err[1024];
-    int r;
     struct cli_rows rows = { .ncols = 3 };
-    if (arg) {
-        if ((r = cli_domain_name(arg, &domain))) return r;
-        r = cli_domain_id(db, domain, &id, err, sizeof err);
-        if (r == SM_TEMPFAIL) return cli_db_failed("alias list", "admin", err);
-        if (r == SM_NOTFOUND) {
-            cli_error("no such domain %s (see: sockmail domain list)", domain);
-            return SM_EXIT_REFUSED;
-        }
-        struct sm_db_param p[] = { { "id", id } };
-        r = sm_db_query(db,
-                        "SELECT a.source, a.destination, d.name FROM virtual_aliases a "
-                        "JOIN virtual_domains d ON d.id = a.domain_id "
-                        "WHERE a.domain_id = :id ORDER BY a.source, a.id",
-                        p, 1, cli_rows_fn, &rows, err, sizeof err);
-    } else
-        r = sm_db_query(db,
-                        "SELECT a.source, a.destination, d.name FROM virtual_aliases a "
-                        "JOIN virtual_domains d ON d.id = a.domain_id "
-                        "ORDER BY d.name, a.source, a.id",
-                        NULL, 0, cli_rows_fn, &rows, err, sizeof err);
-    if (r == SM_TEMPFAIL) {
-        cli_rows_free(&rows);
-        return cli_db_failed("alias list", "admin", err);
-    }
-    if (rows.oom) {
-        cli_rows_free(&rows);
-        cli_error("out of memory");
-        return SM_EXIT_TEMPFAIL;
-    }
+    int r = cli_list_rows(db, "alias list", arg,
+                          "SELECT a.source, a.destination, d.name FROM virtual_aliases a "
+                          "JOIN virtual_domains d ON d.id = a.domain_id "
+                          "WHERE a.domain_id = :id ORDER BY a.source, a.id",
+                          "SELECT a.source, a.destination, d.name FROM virtual_aliases a "
+                          "JOIN virtual_domains d ON d.id = a.domain_id "
+                          "ORDER BY d.name, a.source, a.id",
+                          &rows);
+    if (r) return r;
     struct json j;
     if (json) {
         json_begin(&j, stdout);

@@ -82,6 +82,11 @@ struct cli_rows {
 /* An sm_db_row_fn collecting into a struct cli_rows (NCOLS set by the caller). */
 int cli_rows_fn(void *userdata, unsigned ncols, const char *const *cols);
 void cli_rows_free(struct cli_rows *r);
+/* The rows of a list command: QUERY_DOMAIN with :id bound to DOMAIN_ARG's
+ * id when DOMAIN_ARG is given, else QUERY_ALL. 0 with ROWS filled, or an
+ * exit code after saying why (ROWS then holds nothing). */
+int cli_list_rows(struct sm_db *db, const char *command, const char *domain_arg,
+                  const char *query_domain, const char *query_all, struct cli_rows *rows);
 static inline const char *cli_cell(const struct cli_rows *r, size_t row, unsigned col) {
     return r->cells[row * r->ncols + col];
 }

@@ -144,38 +144,15 @@ static int user_del(struct cli *cli, struct sm_db *db, const char *arg) {
 }
 
 static int user_list(struct sm_db *db, const char *arg, bool json) {
-    _cleanup_free_ char *domain = NULL, *id = NULL;
-    char err[1024];
-    int r;
     struct cli_rows rows = { .ncols = 3 };
-    if (arg) {
-        if ((r = cli_domain_name(arg, &domain))) return r;
-        r = cli_domain_id(db, domain, &id, err, sizeof err);
-        if (r == SM_TEMPFAIL) return cli_db_failed("user list", "admin", err);
-        if (r == SM_NOTFOUND) {
-            cli_error("no such domain %s (see: sockmail domain list)", domain);
-            return SM_EXIT_REFUSED;
-        }
-        struct sm_db_param p[] = { { "id", id } };
-        r = sm_db_query(db,
-                        "SELECT u.email, d.name, u.password FROM virtual_users u "
-                        "JOIN virtual_domains d ON d.id = u.domain_id "
-                        "WHERE u.domain_id = :id ORDER BY u.email",
-                        p, 1, cli_rows_fn, &rows, err, sizeof err);
-    } else
-        r = sm_db_query(db,
-                        "SELECT u.email, d.name, u.password FROM virtual_users u "
-                        "JOIN virtual_domains d ON d.id = u.domain_id ORDER BY d.name, u.email",
-                        NULL, 0, cli_rows_fn, &rows, err, sizeof err);
-    if (r == SM_TEMPFAIL) {
-        cli_rows_free(&rows);
-        return cli_db_failed("user list", "admin", err);
-    }
-    if (rows.oom) {
-        cli_rows_free(&rows);
-        cli_error("out of memory");
-        return SM_EXIT_TEMPFAIL;
-    }
+    int r = cli_list_rows(db, "user list", arg,
+                          "SELECT u.email, d.name, u.password FROM virtual_users u "
+                          "JOIN virtual_domains d ON d.id = u.domain_id "
+                          "WHERE u.domain_id = :id ORDER BY u.email",
+                          "SELECT u.email, d.name, u.password FROM virtual_users u "
+                          "JOIN virtual_domains d ON d.id = u.domain_id ORDER BY d.name, u.email",
+                          &rows);
+    if (r) return r;
     /* Only the scheme of each hash is shown, never the hash. */
     struct json j;
     if (json) {

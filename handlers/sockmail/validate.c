@@ -135,3 +135,33 @@ int cli_group(const char *group, int argc, char **argv) {
     }
     return -1;
 }
+
+int cli_list_rows(struct sm_db *db, const char *command, const char *domain_arg,
+                  const char *query_domain, const char *query_all, struct cli_rows *rows) {
+    _cleanup_free_ char *domain = NULL, *id = NULL;
+    char err[1024];
+    int r;
+    if (domain_arg) {
+        if ((r = cli_domain_name(domain_arg, &domain))) return r;
+        r = cli_domain_id(db, domain, &id, err, sizeof err);
+        if (r == SM_TEMPFAIL) return cli_db_failed(command, "admin", err);
+        if (r == SM_NOTFOUND) {
+            cli_error("no such domain %s (see: sockmail domain list)", domain);
+            return SM_EXIT_REFUSED;
+        }
+        struct sm_db_param p[] = { { "id", id } };
+        r = sm_db_query(db, query_domain, p, 1, cli_rows_fn, rows, err, sizeof err);
+    } else {
+        r = sm_db_query(db, query_all, NULL, 0, cli_rows_fn, rows, err, sizeof err);
+    }
+    if (r == SM_TEMPFAIL) {
+        cli_rows_free(rows);
+        return cli_db_failed(command, "admin", err);
+    }
+    if (rows->oom) {
+        cli_rows_free(rows);
+        cli_error("out of memory");
+        return SM_EXIT_TEMPFAIL;
+    }
+    return 0;
+}
