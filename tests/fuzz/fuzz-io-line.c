@@ -11,29 +11,8 @@
 #include <string.h>
 
 #include "io.h"
+#include "mem-transport.h"
 
-struct mem {
-    const uint8_t *data;
-    size_t len, pos, piece;
-};
-
-static ssize_t mem_read(void *ctx, void *buf, size_t len) {
-    struct mem *m = ctx;
-    size_t n = m->len - m->pos;
-    if (n > m->piece) n = m->piece;
-    if (n > len) n = len;
-    memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
-    return (ssize_t)n;
-}
-static ssize_t mem_write(void *ctx, const void *buf, size_t len) {
-    (void)ctx, (void)buf;
-    return (ssize_t)len;
-}
-static size_t mem_pending(void *ctx) {
-    (void)ctx;
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -46,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     struct sm_io *io = sm_io_new(-1, -1);
     if (!io) return 0;
-    struct sm_transport t = { mem_read, mem_write, mem_pending, NULL, &m };
+    struct sm_transport t = mem_transport(&m);
     sm_io_set_transport(io, &t);
 
     for (size_t guard = 0; guard <= inlen + 1; guard++) {

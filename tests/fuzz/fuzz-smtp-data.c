@@ -23,30 +23,9 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "mem-transport.h"
 #include "smtp-data.h"
 
-struct mem {
-    const uint8_t *data;
-    size_t len, pos, piece;
-};
-
-static ssize_t mem_read(void *ctx, void *buf, size_t len) {
-    struct mem *m = ctx;
-    size_t n = m->len - m->pos;
-    if (n > m->piece) n = m->piece;
-    if (n > len) n = len;
-    memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
-    return (ssize_t)n;
-}
-static ssize_t mem_write(void *ctx, const void *buf, size_t len) {
-    (void)ctx, (void)buf;
-    return (ssize_t)len;
-}
-static size_t mem_pending(void *ctx) {
-    (void)ctx;
-    return 0;
-}
 
 struct model {
     int r;
@@ -120,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct mem mem = { .data = in, .len = len, .piece = (size_t)(data[1] & 0x3f) + 1 };
     struct sm_io *io = sm_io_new(-1, -1);
     if (!io) return 0;
-    struct sm_transport t = { mem_read, mem_write, mem_pending, NULL, &mem };
+    struct sm_transport t = mem_transport(&mem);
     sm_io_set_transport(io, &t);
 
     struct sm_data_result res;
