@@ -273,7 +273,7 @@ static int split_host(char *entry, const char **ret_host, unsigned *ret_port) {
             port = c + 1;
         }
     }
-    *ret_port = 0;
+    *ret_port = SM_MARIADB_DEFAULT_PORT;
     if (port) {
         char *end;
         errno = 0;

@@ -92,6 +92,9 @@ FORWARD(const char *, mysql_stmt_error, "the MariaDB client library cannot be lo
 FORWARD(unsigned long long, mysql_stmt_affected_rows, 0, (MYSQL_STMT *s), (s))
 
 void sm_mariadb_prepare(void) {
-    /* The first forwarded call loads the library and quiets OpenSSL. */
-    (void)resolve("mysql_server_init");
+    /* The first lookup loads the library and quiets OpenSSL. A port set
+     * here spares mysql_library_init() its getservbyname("mysql"), which
+     * loads NSS and reads /etc/services; db.c always passes a port. */
+    unsigned int *port = resolve("mysql_port");
+    if (port && !*port) *port = SM_MARIADB_DEFAULT_PORT;
 }

@@ -1,0 +1,127 @@
+"""The release build as it is installed: lmtp-handler and auth-checker are
+static PIEs without OpenSSL (meson.build, common/mariadb-notls.c say why),
+so the other tests, which run the sanitizer build, do not cover how they
+are linked. These run the release programs against the real lab database,
+over its unix socket and over TCP (name resolution inside a static glibc).
+
+./check sets $SOCKMAIL_RELEASE_BUILD to its -Werror release build."""
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import free_port, wait_port
+
+PROGRAMS = ["handlers/lmtp-handler/lmtp-handler", "handlers/auth-checker/auth-checker"]
+
+
+@pytest.fixture(scope="module")
+def release():
+    path = os.environ.get("SOCKMAIL_RELEASE_BUILD")
+    if not path:
+        pytest.skip("SOCKMAIL_RELEASE_BUILD is not set (./check sets it)")
+    return pathlib.Path(path).resolve()
+
+
+def static_pie(build):
+    """True when meson configured the build with static PIEs."""
+    out = subprocess.run(["meson", "introspect", "--buildoptions", str(build)],
+                         capture_output=True, text=True, check=True).stdout
+    return '"name": "static_pie", "value": "disabled"' not in out.replace("\n", "")
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_static_pie_without_openssl(release, program):
+    exe = release / program
+    headers = subprocess.run(["readelf", "-lhW", exe], capture_output=True, text=True, check=True).stdout
+    assert "DYN (Position-Independent Executable file)" in headers  # ASLR kept
+    assert ("INTERP" not in headers) == static_pie(release)
+    symbols = subprocess.run(["nm", exe], capture_output=True, text=True, check=True).stdout
+    assert not re.search(r" T (SSL_CTX_new|OPENSSL_init_ssl|EVP_sha1)$", symbols, re.M)
+    assert re.search(r" T mysql_real_connect$", symbols, re.M)
+
+
+class Forwarder:
+    """127.0.0.1:PORT to the lab's MariaDB unix socket, so the database
+    seen over TCP is the same one (and its accounts match as localhost)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+        self.port = free_port()
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.listener.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def config(request, lab, tmp_path):
+    text = lab.config.read_text()
+    if request.param == "tcp":
+        fwd = Forwarder(lab.mysql_socket)
+        request.addfinalizer(fwd.stop)
+        wait_port(fwd.port)
+        text = re.sub(r"(?m)^hosts = .*$", f"hosts = localhost:{fwd.port}", text)
+        assert f"localhost:{fwd.port}" in text
+    path = tmp_path / "sockmail.conf"
+    path.write_text(text + "[auth]\nfailure_delay = 0\n")
+    return path
+
+
+def test_lmtp_delivery(release, lab, config):
+    before = len(lab.new_messages("alice@example.com"))
+    script = (b"LHLO me\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<all@example.com>\r\n"
+              b"RCPT TO:<nobody@example.com>\r\nDATA\r\nSubject: release\r\n\r\nrelease build\r\n.\r\nQUIT\r\n")
+    r = subprocess.run([release / PROGRAMS[0], "-c", config], input=script,
+                       capture_output=True, timeout=30)
+    replies = [l for l in r.stdout.split(b"\r\n") if l[3:4] == b" "]
+    assert [l[:3] for l in replies] == [b"220", b"250", b"250", b"250", b"550", b"354", b"250", b"221"], r.stdout
+    assert len(lab.new_messages("alice@example.com")) == before + 1
+    assert lab.new_messages("alice@example.com")[-1].read_bytes().endswith(b"release build\n")
+
+
+def test_auth_by_hand(release, config):
+    def check(user, password):
+        return subprocess.run([release / PROGRAMS[1], "-c", config, "--test", user],
+                              input=password + "\n", capture_output=True, text=True, timeout=30)
+    r = check("alice@example.com", "alice-secret")
+    assert r.returncode == 0 and "matches" in r.stdout, r.stdout + r.stderr
+    r = check("alice@example.com", "wrong")
+    assert r.returncode == 1 and "wrong password" in r.stdout
+    r = check("nobody@example.com", "x")
+    assert r.returncode == 1 and "no such user" in r.stdout
