@@ -119,6 +119,13 @@ int sm_tls_server_new(const struct sm_config *cfg, struct sm_tls_server **ret, c
         seterr(err, errlen, "tls: no certificate configured ([tls] cert and key)");
         return -1;
     }
+    /* The library's version; NULL only from gnutls-dl.c when GnuTLS cannot
+     * be loaded, and gnutls_strerror() then says why (rather than every
+     * later call blaming the priority string or the certificate). */
+    if (!gnutls_check_version(NULL)) {
+        seterr(err, errlen, "tls: %s", gnutls_strerror(GNUTLS_E_INTERNAL_ERROR));
+        return -1;
+    }
     struct sm_tls_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
         seterr(err, errlen, "tls: out of memory");

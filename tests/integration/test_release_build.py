@@ -1,10 +1,13 @@
 """The release build as it is installed: lmtp-handler and auth-checker are
 static PIEs without OpenSSL (meson.build, common/mariadb-notls.c say why),
-so the other tests, which run the sanitizer build, do not cover how they
-are linked. These run the release programs against the real lab database,
-over its unix socket and over TCP (name resolution inside a static glibc).
+and smtp-handler and pop3-handler load GnuTLS only when TLS starts
+(common/gnutls-dl.c), so the other tests, which run the sanitizer build, do
+not cover how they are linked. These run the release programs against the
+real lab database, over its unix socket and over TCP (name resolution
+inside a static glibc), and a POP3 session over STLS and over implicit TLS.
 
 ./check sets $SOCKMAIL_RELEASE_BUILD to its -Werror release build."""
+import json
 import os
 import pathlib
 import re
@@ -15,8 +18,10 @@ import threading
 import pytest
 
 from conftest import free_port, wait_port
+from test_pop3 import MSGS, fill, login, wire
 
 PROGRAMS = ["handlers/lmtp-handler/lmtp-handler", "handlers/auth-checker/auth-checker"]
+TLS_HANDLERS = ["handlers/smtp-handler/smtp-handler", "handlers/pop3-handler/pop3-handler"]
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +32,16 @@ def release():
     return pathlib.Path(path).resolve()
 
 
-def static_pie(build):
-    """True when meson configured the build with static PIEs."""
+def build_option(build, name):
+    """The value of a meson option the build was configured with."""
     out = subprocess.run(["meson", "introspect", "--buildoptions", str(build)],
                          capture_output=True, text=True, check=True).stdout
-    return '"name": "static_pie", "value": "disabled"' not in out.replace("\n", "")
+    return next(o["value"] for o in json.loads(out) if o["name"] == name)
+
+
+def static_pie(build):
+    """True when meson configured the build with static PIEs."""
+    return build_option(build, "static_pie") != "disabled"
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
@@ -125,3 +135,36 @@ def test_auth_by_hand(release, config):
     assert r.returncode == 1 and "wrong password" in r.stdout
     r = check("nobody@example.com", "x")
     assert r.returncode == 1 and "no such user" in r.stdout
+
+
+@pytest.mark.parametrize("program", TLS_HANDLERS)
+def test_gnutls_not_needed(release, program):
+    """No libgnutls in the ELF NEEDED entries: the loader does not map it
+    (and its eight dependencies) for sessions that never start TLS."""
+    dynamic = subprocess.run(["readelf", "-d", release / program], capture_output=True, text=True,
+                             check=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", dynamic)
+    assert "libc.so.6" in needed, dynamic
+    if build_option(release, "gnutls_link") == "shared":
+        assert "libgnutls.so.30" in needed, dynamic
+    else:
+        assert not [n for n in needed if "gnutls" in n], needed
+
+
+def test_pop3_over_tls(release, lab, activate, tmp_path):
+    """The release pop3-handler (and auth-checker) with the lab's
+    certificate: STLS on the plain port, implicit TLS on the other."""
+    sock, mail = tmp_path / "auth.sock", tmp_path / "mail"
+    conf = tmp_path / "pop.conf"
+    text = re.sub(r"(?m)^mail_location = .*$", f"mail_location = {mail}/%d/%n", lab.config.read_text())
+    conf.write_text(text + f"[auth]\nsocket = {sock}\nfailure_delay = 0\n")
+    activate([release / PROGRAMS[1], "-c", conf], unix=sock)
+    plain, implicit = free_port(), free_port()
+    activate([release / TLS_HANDLERS[1], "-c", conf], port=plain)
+    activate([release / TLS_HANDLERS[1], "-c", conf, "--tls"], port=implicit)
+    fill(mail / "example.com" / "alice")
+    for port, tls in ((plain, "stls"), (implicit, "ssl")):
+        p = login(port, tls)
+        assert p.stat()[0] == len(MSGS)
+        assert b"\r\n".join(p.retr(2)[1]) + b"\r\n" == wire(MSGS[1])
+        assert p.quit().startswith(b"+OK")
