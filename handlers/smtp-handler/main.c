@@ -104,14 +104,13 @@ int main(int argc, char **argv) {
 
     /* TLS credentials cost a file read and a key parse: load them now only
      * for implicit TLS; STARTTLS loads them when the client asks. */
-    if (tls && *cfg->tls_cert && *cfg->tls_key &&
-        sm_tls_server_new(cfg, &s.tls, err, sizeof err) < 0) {
-        log_error("event=tls_config_error reason=\"%s\"", err);
-        s.tls = NULL;
-    }
     if (tls) {
-        if (!s.tls) {
-            log_error("event=tls_unavailable reason=\"no usable [tls] cert/key\"");
+        if (!*cfg->tls_cert || !*cfg->tls_key) {
+            log_error("event=tls_unavailable reason=\"[tls] cert and key are not set\"");
+            rc = SM_EXIT_TEMPFAIL;
+        } else if (sm_tls_server_new(cfg, &s.tls, err, sizeof err) < 0) {
+            log_error("event=tls_unavailable reason=\"%s\"", err);
+            s.tls = NULL;
             rc = SM_EXIT_TEMPFAIL;
         } else if (sm_tls_start(s.tls, s.io, err, sizeof err) < 0) {
             log_info("event=tls_failed reason=\"%s\"", err);
