@@ -316,10 +316,19 @@ static int connect_one(struct sm_db *db, size_t k, char *err, size_t errlen) {
     mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &no);
     mysql_options(m, MYSQL_OPT_RECONNECT, &no);   /* we reconnect, and drop our statements */
+    sm_mariadb_connect_options(m);
 
     if (!mysql_real_connect(m, unix_socket ? "localhost" : host, db->user, db->password,
                             db->name, port, unix_socket ? entry : NULL, 0)) {
-        fmt_err(err, errlen, "database %s: %s (%u)", shown, mysql_error(m), mysql_errno(m));
+        unsigned code = mysql_errno(m);
+        /* Connector/C's own text for this one names the wrong plugin. */
+        if (code == CR_PLUGIN_NOT_ALLOWED)
+            fmt_err(err, errlen, "database %s: account %s uses an authentication plugin this "
+                    "build does not load; give it a mysql_native_password password "
+                    "(ALTER USER ... IDENTIFIED BY) or build with -Dmariadb_link=dlopen (%u)",
+                    shown, db->user, code);
+        else
+            fmt_err(err, errlen, "database %s: %s (%u)", shown, mysql_error(m), code);
         mysql_close(m);
         return -ENOTCONN;
     }

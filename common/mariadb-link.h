@@ -38,3 +38,7 @@
 
 /* Makes the client library ready before mysql_library_init(). */
 void sm_mariadb_prepare(void);
+
+/* Options every connection gets from the way the library is linked, set
+ * between mysql_init() and mysql_real_connect(). M is a MYSQL *. */
+void sm_mariadb_connect_options(void *m);

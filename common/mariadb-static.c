@@ -11,3 +11,14 @@ void sm_mariadb_prepare(void) {
      * used. */
     if (!mysql_port) mysql_port = SM_MARIADB_DEFAULT_PORT;
 }
+
+/* Only the authentication methods built into libmariadb.a. Any other one
+ * (client_ed25519, caching_sha2_password...) is a shared plugin that would
+ * be dlopen'ed: in a static PIE that maps a second libc into the process,
+ * and in any program with a static libmariadb it bypasses what this build
+ * chose. The server's refusal names the plugin; accounts made as in the
+ * tutorial (IDENTIFIED BY) use mysql_native_password. Builds that need the
+ * others use -Dmariadb_link=dlopen. */
+void sm_mariadb_connect_options(void *m) {
+    mysql_optionsv(m, MARIADB_OPT_RESTRICTED_AUTH, "mysql_native_password");
+}

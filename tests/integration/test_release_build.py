@@ -168,3 +168,26 @@ def test_pop3_over_tls(release, lab, activate, tmp_path):
         assert p.stat()[0] == len(MSGS)
         assert b"\r\n".join(p.retr(2)[1]) + b"\r\n" == wire(MSGS[1])
         assert p.quit().startswith(b"+OK")
+
+
+def test_account_with_plugin_auth_is_refused_clearly(release, lab, tmp_path):
+    """An account that needs a shared auth plugin (ed25519) is refused with
+    a hint, instead of dlopen'ing the plugin and a second libc into the
+    static program (common/mariadb-static.c)."""
+    installed = lab.sql("SELECT COUNT(*) FROM information_schema.plugins "
+                        "WHERE plugin_name = 'ed25519'").strip()
+    if installed == "0":
+        lab.sql("INSTALL SONAME 'auth_ed25519'")
+    lab.sql("CREATE USER IF NOT EXISTS 'sm_ed25519'@'localhost' IDENTIFIED VIA ed25519 "
+            "USING PASSWORD('ed-secret')")
+    lab.sql("GRANT SELECT ON mailserver.* TO 'sm_ed25519'@'localhost'")
+    text = lab.config.read_text()
+    text = re.sub(r"(?m)^lookup_user = .*$", "lookup_user = sm_ed25519", text)
+    text = re.sub(r"(?m)^lookup_password_file = .*$", "lookup_password = ed-secret", text)
+    conf = tmp_path / "ed.conf"
+    conf.write_text(text)
+    r = subprocess.run([release / PROGRAMS[0], "-c", conf], capture_output=True, timeout=30,
+                       input=b"LHLO me\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.com>\r\nQUIT\r\n")
+    assert r.returncode == 0
+    assert b"451 4.3.0 <alice@example.com>" in r.stdout, r.stdout
+    assert b"mysql_native_password" in r.stderr and b"(5010)" in r.stderr, r.stderr
