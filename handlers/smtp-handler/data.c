@@ -3,6 +3,12 @@
  * order: 250 only for a durable message, and no recipient lost or stored
  * twice when a Maildir fails half way).
  *
+ * A message for exactly one local mailbox cannot fail half way, so it goes
+ * straight into that Maildir (fsync of file and directory, as LMTP does)
+ * and is answered from there: two fsyncs instead of the queue's six. If
+ * that store fails for a temporary reason, the message takes the queue
+ * path after all, so the client still gets 250 and the queue retries.
+ *
  * The body is written straight into the queue's body file while it is
  * read (never held in memory), with LF line ends. What we add above it
  * (Received:, and on submission a missing Date:/Message-ID:) is kept in the
@@ -147,6 +153,32 @@ static bool has_dest(const struct sm_queue_env *env, const char *dest, bool loca
     return false;
 }
 
+/* The one-mailbox case (see the top of this file): true when the client
+ * has its answer, false when the message should take the queue path. */
+static bool deliver_direct(struct smtp_session *s, const struct sm_queue_rcpt *rc,
+                           const char *head, int body_fd, const char *id, uint64_t size) {
+    _cleanup_free_ char *name = NULL;
+    int r = sm_deliver_mailbox(s->cfg, rc->dest, s->mail_from, head, body_fd, (off_t)size, &name);
+    char e1[256], e2[256], e3[256];
+    sm_log_escape(rc->rcpt, 200, e1, sizeof e1);
+    sm_log_escape(rc->dest, 200, e2, sizeof e2);
+    if (r == 0) {
+        log_info("event=delivered id=%s from=<%s> rcpt=%s mailbox=%s size=%llu file=%s proto=%s "
+                 "queue=no", id, sm_log_escape(s->mail_from, 200, e3, sizeof e3), e1, e2,
+                 (unsigned long long)size, name, with_protocol(s));
+        sm_io_printf(s->io, "250 2.0.0 Ok: queued as %s\r\n", id);
+        return true;
+    }
+    if (sm_deliver_permanent(r)) {
+        log_warning("event=store_failed id=%s mailbox=%s error=\"%s\" permanent=yes", id, e2,
+                    strerror(-r));
+        smtp_reply(s, sm_deliver_reply(r));
+        return true;
+    }
+    log_info("event=store_deferred id=%s mailbox=%s error=\"%s\" queue=yes", id, e2, strerror(-r));
+    return false;
+}
+
 /* Builds the envelope (one entry per distinct destination), commits the
  * message, answers, and delivers the local copies. Takes BODY_FD. */
 static void finish_message(struct smtp_session *s, int body_fd, const char *id, uint64_t size) {
@@ -180,6 +212,13 @@ static void finish_message(struct smtp_session *s, int body_fd, const char *id, 
                 };
             }
         }
+    }
+    if (env.n_rcpts == 1 && env.rcpts[0].local &&
+        deliver_direct(s, &env.rcpts[0], head, body_fd, id, size)) {
+        free(env.rcpts);
+        close(body_fd);
+        sm_queue_body_abort(s->cfg->queue, id);
+        return;
     }
     struct sm_queue_msg *m = NULL;
     int r = sm_queue_commit(s->cfg->queue, body_fd, &env, &m);

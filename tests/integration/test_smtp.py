@@ -430,6 +430,57 @@ def test_maildir_failure_after_250_is_retried_from_queue(lab, build, activate, t
     assert not list((queue / "msg").iterdir())  # finished: both files gone
 
 
+def test_one_mailbox_goes_straight_in_or_through_the_queue(lab, build, activate, tmp_path):
+    """A message for one mailbox is stored straight into the Maildir: 250,
+    the file in new/, nothing left in the queue. When that Maildir cannot
+    be written, the same message takes the queue path: still 250, kept in
+    the queue, delivered by the flush once the Maildir is fixed."""
+    mail = tmp_path / "mail"
+    queue = tmp_path / "queue"
+    conf = tmp_path / "q.conf"
+    text = lab.config.read_text()
+    text = re.sub(r"(?m)^mail_location = .*$", f"mail_location = {mail}/%d/%n", text)
+    text = re.sub(r"(?m)^queue = .*$", f"queue = {queue}", text)
+    conf.write_text(text)
+    port = start(activate, build, conf, "--mode", "mx")
+    r = swaks(port, "--to", "bob@example.com", "--from", "s@example.org", "--header", "Subject: direct")
+    assert r.returncode == 0 and "queued as" in r.stdout, r.stdout
+    bob = mail / "example.com/bob/new"
+    assert len(os.listdir(bob)) == 1
+    assert (bob / os.listdir(bob)[0]).read_bytes().startswith(
+        b"Return-Path: <s@example.org>\nDelivered-To: bob@example.com\nReceived: ")
+    assert not list((queue / "msg").iterdir()) and not list((queue / "tmp").iterdir())
+
+    (mail / "example.com" / "alice").write_text("in the way\n")  # ENOTDIR for alice
+    r = swaks(port, "--to", "alice@example.com", "--from", "s@example.org", "--header", "Subject: deferred")
+    assert r.returncode == 0 and "queued as" in r.stdout, r.stdout
+    envs = list((queue / "msg").glob("*.env"))
+    assert len(envs) == 1
+    assert re.search(r"^r P L dest=alice@example.com ", envs[0].read_text(), re.M)
+    (mail / "example.com" / "alice").unlink()
+    f = subprocess.run([build / EXE, "-c", conf, "--flush-queue"], capture_output=True, text=True)
+    assert f.returncode == 0, f.stderr
+    alice = mail / "example.com/alice/new"
+    assert len(os.listdir(alice)) == 1
+    assert b"Subject: deferred" in (alice / os.listdir(alice)[0]).read_bytes()
+    assert not list((queue / "msg").iterdir())
+
+
+def test_which_path_the_log_shows(lab, build):
+    """One mailbox: delivered without the queue; two (all@): queued first."""
+    def session(rcpt):
+        script = (f"EHLO me\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n"
+                  "Subject: path\r\n\r\npath\r\n.\r\nQUIT\r\n").encode()
+        r = subprocess.run([build / EXE, "-c", lab.config, "--mode", "mx"], input=script,
+                           capture_output=True, timeout=30)
+        assert b"250 2.0.0 Ok: queued as " in r.stdout, r.stdout
+        return r.stderr.decode()
+    log = session("alice@example.com")
+    assert "event=delivered" in log and "queue=no" in log and "event=queued" not in log, log
+    log = session("all@example.com")
+    assert "event=queued" in log and "queue=no" not in log, log
+
+
 def test_queue_write_failure_is_temporary(lab, build, activate, tmp_path):
     conf = tmp_path / "q.conf"
     blocker = tmp_path / "notadir"
