@@ -231,7 +231,8 @@ static void cmd_list_or_uidl(struct pop3_session *s, struct sm_pop3_cmd *c, bool
         struct pop3_msg *m = msg_arg(s, c);
         if (!m) return;
         size_t i = (size_t)(m - s->mbox.msgs) + 1;
-        if (uidl) sm_io_printf(s->io, "+OK %zu %s\r\n", i, m->uidl);
+        char buf[17];
+        if (uidl) sm_io_printf(s->io, "+OK %zu %s\r\n", i, pop3_msg_uidl(m, s->mbox.uidvalidity, buf));
         else sm_io_printf(s->io, "+OK %zu %llu\r\n", i, (unsigned long long)m->size);
         return;
     }
@@ -239,7 +240,8 @@ static void cmd_list_or_uidl(struct pop3_session *s, struct sm_pop3_cmd *c, bool
     for (size_t i = 0; i < s->mbox.count; i++) {
         struct pop3_msg *m = &s->mbox.msgs[i];
         if (m->deleted) continue;
-        if (uidl) sm_io_printf(s->io, "%zu %s\r\n", i + 1, m->uidl);
+        char buf[17];
+        if (uidl) sm_io_printf(s->io, "%zu %s\r\n", i + 1, pop3_msg_uidl(m, s->mbox.uidvalidity, buf));
         else sm_io_printf(s->io, "%zu %llu\r\n", i + 1, (unsigned long long)m->size);
     }
     reply(s, ".");

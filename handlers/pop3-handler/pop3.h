@@ -24,16 +24,20 @@ struct sm_tls_server;
 
 struct pop3_msg {
     uint32_t uid;
-    char *path;       /* "cur/NAME" relative to the Maildir, as last seen */
-    char *base;       /* name up to ":2," (finds the file after a rename) */
-    /* The UIDL: Dovecot 2.3's default pop3_uidl_format %08Xu%08Xv (doveconf
-     * -d), i.e. UID then UIDVALIDITY as 8 hex digits each, lower case as
-     * real Dovecot prints them (test_pop3.py compares with dovecot-pop3d);
-     * or the uidlist's M field when Dovecot saved one. */
+    char *path;       /* "cur/NAME" relative to the Maildir, as last seen; the
+                       * name up to ":2," finds the file after a rename */
+    /* The UIDL when Dovecot saved one (the uidlist's M field); NULL means
+     * Dovecot 2.3's default pop3_uidl_format %08Xu%08Xv (doveconf -d), UID
+     * then UIDVALIDITY as 8 hex digits each, lower case as real Dovecot
+     * prints them (test_pop3.py compares with dovecot-pop3d), made when
+     * needed: one string less per message for large mailboxes. */
     char *uidl;
     uint64_t size;    /* octets RETR sends before the final "." line */
     bool deleted;
 };
+
+/* The UIDL of M: its saved one, or the default format written into BUF. */
+const char *pop3_msg_uidl(const struct pop3_msg *m, uint32_t uidvalidity, char buf[static 17]);
 
 struct pop3_mailbox {
     char *dir;
