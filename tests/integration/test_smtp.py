@@ -386,6 +386,17 @@ def test_database_down_451(lab, mx):
 
 # --- the queue as the retry point ---
 
+def private_mail_and_queue(lab, tmp_path, location):
+    """The lab's config with its own Maildir root (mail_location MAIL/LOCATION)
+    and queue under TMP_PATH; returns (mail, queue, config path)."""
+    mail, queue, conf = tmp_path / "mail", tmp_path / "queue", tmp_path / "q.conf"
+    text = lab.config.read_text()
+    text = re.sub(r"(?m)^mail_location = .*$", f"mail_location = {mail}/{location}", text)
+    text = re.sub(r"(?m)^queue = .*$", f"queue = {queue}", text)
+    conf.write_text(text)
+    return mail, queue, conf
+
+
 def test_maildir_failure_after_250_is_retried_from_queue(lab, build, activate, tmp_path):
     """alice's Maildir cannot be written when the message arrives (here: a
     file where her domain directory should be — the state a crash between
@@ -393,13 +404,7 @@ def test_maildir_failure_after_250_is_retried_from_queue(lab, build, activate, t
     not in the Maildir). The client still gets 250 (the queue holds it),
     bob gets his copy at once; `--flush-queue` later delivers alice's, and
     bob's is not delivered twice."""
-    mail = tmp_path / "mail"
-    queue = tmp_path / "queue"
-    conf = tmp_path / "q.conf"
-    text = lab.config.read_text()
-    text = re.sub(r"(?m)^mail_location = .*$", f"mail_location = {mail}/%d/%n/%n", text)
-    text = re.sub(r"(?m)^queue = .*$", f"queue = {queue}", text)
-    conf.write_text(text)
+    mail, queue, conf = private_mail_and_queue(lab, tmp_path, "%d/%n/%n")
     (mail / "example.com").mkdir(parents=True)
     (mail / "example.com" / "alice").write_text("in the way\n")  # ENOTDIR for alice
     port = start(activate, build, conf, "--mode", "mx")
@@ -435,13 +440,7 @@ def test_one_mailbox_goes_straight_in_or_through_the_queue(lab, build, activate,
     the file in new/, nothing left in the queue. When that Maildir cannot
     be written, the same message takes the queue path: still 250, kept in
     the queue, delivered by the flush once the Maildir is fixed."""
-    mail = tmp_path / "mail"
-    queue = tmp_path / "queue"
-    conf = tmp_path / "q.conf"
-    text = lab.config.read_text()
-    text = re.sub(r"(?m)^mail_location = .*$", f"mail_location = {mail}/%d/%n", text)
-    text = re.sub(r"(?m)^queue = .*$", f"queue = {queue}", text)
-    conf.write_text(text)
+    mail, queue, conf = private_mail_and_queue(lab, tmp_path, "%d/%n")
     port = start(activate, build, conf, "--mode", "mx")
     r = swaks(port, "--to", "bob@example.com", "--from", "s@example.org", "--header", "Subject: direct")
     assert r.returncode == 0 and "queued as" in r.stdout, r.stdout
