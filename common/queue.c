@@ -361,14 +361,22 @@ int sm_queue_env_parse(char *text, size_t len, struct sm_queue_env *env) {
     return nline >= 3 ? 0 : -EBADMSG;
 }
 
-int sm_queue_open(const char *queue, const char *id, struct sm_queue_msg **ret) {
+/* An id as the queue makes them: no path separators, no dot files. */
+static bool id_valid(const char *id) {
+    size_t n = strlen(id);
+    return n > 0 && n < 40 && id[0] != '.' && !strchr(id, '/');
+}
+
+/* sm_queue_open, and with LOCK false sm_queue_peek. */
+static int open_msg(const char *queue, const char *id, bool lock, struct sm_queue_msg **ret) {
+    if (!id_valid(id)) return -EINVAL;
     _cleanup_free_ char *envp = NULL, *bodyp = NULL;
     if (asprintf(&envp, "%s/msg/%s.env", queue, id) < 0 ||
         asprintf(&bodyp, "%s/msg/%s.body", queue, id) < 0)
         return -ENOMEM;
-    _cleanup_close_ int efd = open(envp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    _cleanup_close_ int efd = open(envp, (lock ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
     if (efd < 0) return -errno;
-    if (flock(efd, LOCK_EX | LOCK_NB) < 0) return -errno;
+    if (lock && flock(efd, LOCK_EX | LOCK_NB) < 0) return -errno;
     struct stat st;
     if (fstat(efd, &st) < 0) return -errno;
     if (st.st_nlink == 0) return -ENOENT;  /* finished while we waited */
@@ -402,6 +410,14 @@ int sm_queue_open(const char *queue, const char *id, struct sm_queue_msg **ret) 
     return 0;
 }
 
+int sm_queue_open(const char *queue, const char *id, struct sm_queue_msg **ret) {
+    return open_msg(queue, id, true, ret);
+}
+
+int sm_queue_peek(const char *queue, const char *id, struct sm_queue_msg **ret) {
+    return open_msg(queue, id, false, ret);
+}
+
 int sm_queue_mark(struct sm_queue_msg *m, size_t i, char state) {
     if (i >= m->env.n_rcpts) return -EINVAL;
     char c = state;
@@ -414,6 +430,11 @@ int sm_queue_mark(struct sm_queue_msg *m, size_t i, char state) {
 int sm_queue_finish(struct sm_queue_msg *m) {
     for (size_t i = 0; i < m->env.n_rcpts; i++)
         if (m->env.rcpts[i].state == SM_QUEUE_PENDING) return 0;
+    int r = sm_queue_drop(m);
+    return r < 0 ? r : 1;
+}
+
+int sm_queue_drop(struct sm_queue_msg *m) {
     _cleanup_free_ char *envp = NULL, *bodyp = NULL;
     if (asprintf(&envp, "%s/msg/%s.env", m->queue, m->env.id) < 0 ||
         asprintf(&bodyp, "%s/msg/%s.body", m->queue, m->env.id) < 0)
@@ -421,7 +442,7 @@ int sm_queue_finish(struct sm_queue_msg *m) {
     /* Envelope first: a body alone is garbage, an envelope alone is not. */
     if (unlink(envp) < 0 && errno != ENOENT) return -errno;
     if (unlink(bodyp) < 0 && errno != ENOENT) return -errno;
-    return 1;
+    return 0;
 }
 
 int sm_queue_deliver_local(struct sm_queue_msg *m, sm_queue_deliver_fn fn,
@@ -464,6 +485,51 @@ static void clean_stale(const char *dir, const char *suffix, bool skip_if_env) {
         unlinkat(dirfd(d), e->d_name, 0);
     }
     closedir(d);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sm_queue_ids(const char *queue, char ***ret, size_t *ret_n) {
+    *ret = NULL;
+    *ret_n = 0;
+    _cleanup_free_ char *msgdir = NULL;
+    if (asprintf(&msgdir, "%s/msg", queue) < 0) return -ENOMEM;
+    DIR *d = opendir(msgdir);
+    if (!d) return errno == ENOENT ? 0 : -errno;
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (nl <= 4 || nl >= 44 || strcmp(e->d_name + nl - 4, ".env") != 0) continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **grown = realloc(ids, ncap * sizeof *ids);
+            if (!grown) { r = -ENOMEM; break; }
+            ids = grown;
+            cap = ncap;
+        }
+        if (!(ids[n] = strndup(e->d_name, nl - 4))) { r = -ENOMEM; break; }
+        if (!id_valid(ids[n])) { free(ids[n]); continue; }
+        n++;
+    }
+    closedir(d);
+    if (r < 0) {
+        sm_queue_ids_free(ids, n);
+        return r;
+    }
+    if (n) qsort(ids, n, sizeof *ids, cmp_str);  /* ids start with the time: oldest first */
+    *ret = ids;
+    *ret_n = n;
+    return 0;
+}
+
+void sm_queue_ids_free(char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
 }
 
 int sm_queue_flush_local(const char *queue, sm_queue_deliver_fn fn, bool (*permanent)(int err),

@@ -111,6 +111,21 @@ int sm_queue_commit(const char *queue, int body_fd, const struct sm_queue_env *e
  * is not a valid envelope. */
 int sm_queue_open(const char *queue, const char *id, struct sm_queue_msg **ret);
 
+/* Reads message ID without locking it, for looking only (the states may
+ * change meanwhile): as sm_queue_open, but ENV_FD is read-only and
+ * unlocked. Never pass the result to sm_queue_mark or sm_queue_drop. */
+int sm_queue_peek(const char *queue, const char *id, struct sm_queue_msg **ret);
+
+/* Removes M from the queue whatever its states (it must come from
+ * sm_queue_open, so it is locked). 0 or -errno. */
+int sm_queue_drop(struct sm_queue_msg *m);
+
+/* The ids of the committed messages in QUEUE, sorted (ids begin with the
+ * time they were made, in hex, so oldest first). An absent queue has none.
+ * 0 or -errno; free with sm_queue_ids_free. */
+int sm_queue_ids(const char *queue, char ***ret, size_t *ret_n);
+void sm_queue_ids_free(char **ids, size_t n);
+
 /* Records the new STATE of recipient I durably. 0 or -errno. */
 int sm_queue_mark(struct sm_queue_msg *m, size_t i, char state);
 

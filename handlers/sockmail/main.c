@@ -1,5 +1,5 @@
 /* sockmail — the admin CLI: password hashes, domains, users, aliases,
- * recipient lookups and a configuration check.
+ * recipient lookups, a configuration check and the queue.
  *
  * main.c parses the global options (-c FILE, --help, --version), loads the
  * configuration and the database handles on demand, and dispatches to one
@@ -54,6 +54,15 @@ static const struct {
       "Maildir root, and the TLS certificate and key; prints each finding as\n"
       "`ok|warning|error: what — fix: what to do`. Exit 0 without errors, 1 with\n"
       "errors, 75 when the database cannot be reached.\n" },
+    { "queue", cmd_queue,
+      "usage: sockmail [-c FILE] queue [list] [--json]\n"
+      "       sockmail [-c FILE] queue show ID [--json | --message]\n"
+      "       sockmail [-c FILE] queue del ID\n"
+      "What smtp-handler's queue holds: messages whose local copies wait for a\n"
+      "retry (smtp-handler --flush-queue, run by sockmail-flush-queue.timer) and\n"
+      "messages for remote recipients (outbound delivery is not part of sockmail\n"
+      "yet). `show --message` prints the message as it would be delivered; `del`\n"
+      "removes it for every recipient that has not received it.\n" },
 };
 
 void cli_usage(const char *command, FILE *out) {
@@ -72,6 +81,7 @@ void cli_usage(const char *command, FILE *out) {
           "  alias add|del|list                     aliases and catch-alls\n"
           "  lookup ADDRESS                         what delivery would do with ADDRESS\n"
           "  check                                  check config, database, Maildir root, TLS\n"
+          "  queue [list]|show ID|del ID            messages waiting in the queue\n"
           "Options:\n"
           "  -c, --config FILE   the configuration (else $SOCKMAIL_CONFIG, else " SM_DEFAULT_CONFIG ")\n"
           "  -h, --help          this text\n"

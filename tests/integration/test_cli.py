@@ -7,6 +7,7 @@ Writes go to the domain cli.test only, which is removed before and after."""
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import subprocess
@@ -582,3 +583,96 @@ def test_check_admin_account_missing_a_privilege(sockmail, lab):
     finally:
         lab.sql("GRANT DELETE ON virtual_aliases TO 'sockmail_admin'@'localhost'")
     assert sockmail("check").returncode == 0
+
+
+# -- queue ------------------------------------------------------------------
+
+def test_queue_list_show_del(lab, build, sockmail, tmp_path):
+    """Two messages held in a private queue (alice's Maildir is in the way):
+    list (text and JSON), show, show --message, del, and the errors."""
+    mail, queue = tmp_path / "mail", tmp_path / "queue"
+    conf = tmp_path / "q.conf"
+    text = lab.config.read_text()
+    text = re.sub(r"(?m)^mail_location = .*$", f"mail_location = {mail}/%d/%n", text)
+    text = re.sub(r"(?m)^queue = .*$", f"queue = {queue}", text)
+    conf.write_text(text)
+    r = sockmail("queue", config=conf)
+    assert r.returncode == 0 and r.stdout == "the queue is empty\n", r.stdout + r.stderr
+
+    (mail / "example.com").mkdir(parents=True)
+    (mail / "example.com" / "alice").write_text("in the way\n")
+    script = (b"EHLO me\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<all@example.com>\r\nDATA\r\n"
+              b"Subject: held\r\n\r\nheld body\r\n.\r\n"
+              b"MAIL FROM:<t@example.org>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n"
+              b"Subject: second\r\n\r\nsecond\r\n.\r\nQUIT\r\n")
+    out = subprocess.run([build / "handlers/smtp-handler/smtp-handler", "-c", conf, "--mode", "mx"],
+                         input=script, capture_output=True, timeout=30).stdout
+    ids = re.findall(rb"250 2\.0\.0 Ok: queued as (\S+)", out)
+    assert len(ids) == 2, out
+    first, second = (i.decode() for i in ids)
+
+    r = sockmail("queue", "list", "--json", config=conf)
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(r.stdout)
+    assert [m["id"] for m in listed] == [first, second]
+    assert listed[0]["from"] == "s@example.org" and listed[0]["size"] == len("Subject: held\n\nheld body\n")
+    states = {(x["destination"], x["rcpt"], x["local"], x["state"]) for x in listed[0]["recipients"]}
+    assert states == {("alice@example.com", "all@example.com", True, "pending"),
+                      ("bob@example.com", "all@example.com", True, "delivered")}
+    r = sockmail("queue", config=conf)
+    assert first in r.stdout and "2 messages; pending: 2 local" in r.stdout, r.stdout
+
+    r = sockmail("queue", "show", first, config=conf)
+    assert r.returncode == 0 and "pending    local   alice@example.com  (RCPT all@example.com)" in r.stdout
+    r = sockmail("queue", "show", first, "--message", config=conf)
+    assert r.returncode == 0 and r.stdout.startswith("Received: from me")
+    assert r.stdout.endswith("Subject: held\n\nheld body\n"), r.stdout
+
+    r = sockmail("queue", "del", first, config=conf)
+    assert r.returncode == 0 and "1 recipient had not received it" in r.stdout, r.stdout + r.stderr
+    assert not (queue / "msg" / f"{first}.env").exists() and not (queue / "msg" / f"{first}.body").exists()
+    assert [m["id"] for m in json.loads(sockmail("queue", "--json", config=conf).stdout)] == [second]
+
+    # Errors: gone, not an id, unknown action, bad options.
+    r = sockmail("queue", "show", first, config=conf)
+    assert r.returncode == 1 and "not in the queue" in r.stderr
+    r = sockmail("queue", "del", "../../etc/passwd", config=conf)
+    assert r.returncode == 1 and "not a queue id" in r.stderr
+    assert sockmail("queue", "frob", config=conf).returncode == 2
+    assert sockmail("queue", "show", config=conf).returncode == 2
+    assert sockmail("queue", "show", second, "--json", "--message", config=conf).returncode == 2
+    r = sockmail("queue", "--help", config=conf)
+    assert r.returncode == 0 and r.stdout.startswith("usage: sockmail [-c FILE] queue")
+
+    # The flush still finds what is left once alice's Maildir is fixed.
+    (mail / "example.com" / "alice").unlink()
+    f = subprocess.run([build / "handlers/smtp-handler/smtp-handler", "-c", conf, "--flush-queue"],
+                       capture_output=True, text=True, timeout=30)
+    assert f.returncode == 0, f.stderr
+    assert sockmail("queue", config=conf).stdout == "the queue is empty\n"
+    assert len(os.listdir(mail / "example.com/alice/new")) == 1
+
+
+def test_queue_del_waits_for_a_delivery(lab, sockmail, tmp_path):
+    """A message locked by a delivery in progress is not deleted under it."""
+    import fcntl
+    queue = tmp_path / "queue"
+    (queue / "msg").mkdir(parents=True)
+    conf = tmp_path / "q.conf"
+    conf.write_text(re.sub(r"(?m)^queue = .*$", f"queue = {queue}", lab.config.read_text()))
+    qid = "6b0ccd00.00001.1.00000001"
+    (queue / "msg" / f"{qid}.body").write_text("Subject: x\n\nx\n")
+    (queue / "msg" / f"{qid}.env").write_text(
+        f"sockmail-queue 1\nid={qid} received=1796000000 from=a@example.org smtputf8=0 body=\n"
+        "ret= envid= auth=\nhead=\nr P R dest=someone@remote.example rcpt=someone@remote.example "
+        "notify= orcpt=\n")
+    r = sockmail("queue", "--json", config=conf)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["recipients"][0]["local"] is False
+    assert "1 remote" in sockmail("queue", config=conf).stdout
+    with open(queue / "msg" / f"{qid}.env") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = sockmail("queue", "del", qid, config=conf)
+        assert r.returncode == 75 and "being delivered" in r.stderr
+    assert sockmail("queue", "del", qid, config=conf).returncode == 0
+    assert not list((queue / "msg").iterdir())

@@ -257,6 +257,54 @@ static void test_parser(void) {
     sm_queue_env_clear(&env);
 }
 
+/* What `sockmail queue` uses: ids sorted, peek without the lock, drop
+ * under it, and ids that could leave the queue directory refused. */
+static void test_ids_peek_drop(void) {
+    char q[128];
+    snprintf(q, sizeof q, "%s/q5", base);
+    char **ids = NULL;
+    size_t n = 99;
+    is_int(sm_queue_ids(q, &ids, &n), 0, "ids of a queue not made yet");
+    ok(n == 0 && !ids, "none");
+
+    char made[3][40];
+    for (int k = 0; k < 3; k++) {
+        int fd = -1;
+        ok(sm_queue_body_new(q, made[k], &fd) == 0, "body_new %d", k);
+        ok(write_body(fd, "hello\n") == 0, "body %d written", k);
+        struct sm_queue_env env = sample(made[k]);
+        struct sm_queue_msg *m = NULL;
+        ok(sm_queue_commit(q, fd, &env, &m) == 0, "commit %d", k);
+        sm_queue_msg_free(m);
+    }
+    int fd = -1;
+    char uncommitted[40];
+    is_int(sm_queue_body_new(q, uncommitted, &fd), 0, "a body without envelope");
+    close(fd);
+
+    is_int(sm_queue_ids(q, &ids, &n), 0, "ids");
+    is_int((int)n, 3, "only committed messages are listed");
+    ok(n == 3 && strcmp(ids[0], ids[1]) < 0 && strcmp(ids[1], ids[2]) < 0, "sorted");
+    ok(n == 3 && streq(ids[0], made[0]) && streq(ids[2], made[2]), "oldest first");
+    sm_queue_ids_free(ids, n);
+
+    struct sm_queue_msg *held = NULL, *peeked = NULL, *other = NULL;
+    is_int(sm_queue_open(q, made[1], &held), 0, "open locks");
+    is_int(sm_queue_peek(q, made[1], &peeked), 0, "peek works while it is locked");
+    ok(peeked && peeked->env.n_rcpts == 3 && peeked->body_size == 6, "peek reads the envelope");
+    sm_queue_msg_free(peeked);
+    is_int(sm_queue_drop(held), 0, "drop");
+    sm_queue_msg_free(held);
+    is_int(sm_queue_peek(q, made[1], &other), -ENOENT, "dropped: gone");
+    is_int(count_dir(q, "msg", ".env"), 2, "two envelopes left");
+
+    const char *bad[] = { "", "../q1/x", "a/b", ".hidden", "0123456789012345678901234567890123456789" };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        ok(sm_queue_peek(q, bad[k], &other) == -EINVAL, "peek refuses id \"%s\"", bad[k]);
+        ok(sm_queue_open(q, bad[k], &other) == -EINVAL, "open refuses id \"%s\"", bad[k]);
+    }
+}
+
 int main(void) {
     snprintf(base, sizeof base, "/tmp/test-queue.XXXXXX");
     if (!mkdtemp(base)) return 1;
@@ -265,6 +313,7 @@ int main(void) {
     test_permanent_and_all_local();
     test_orphans_and_abort();
     test_parser();
+    test_ids_peek_drop();
     nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return tap_done();
 }
