@@ -98,6 +98,7 @@ static const struct key keys[] = {
     NUM("pop3", "max_bad_commands", pop3.max_bad_commands, "20", 1, 1000),
     NUM("pop3", "timeout_command", pop3.timeout_command, "600", 600, 86400),
     NUM("pop3", "lock_timeout", pop3_lock_timeout, "30", 1, 600),
+    BOOL("pop3", "mark_seen", pop3_mark_seen, "yes"),
 };
 
 static void fmt_err(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);

@@ -96,6 +96,7 @@ struct sm_config {
      * limits apply (POP3 receives no messages). */
     struct sm_proto_limits pop3;
     uint64_t pop3_lock_timeout;            /* seconds waiting for dovecot-uidlist.lock */
+    bool pop3_mark_seen;                   /* at QUIT: new/ to cur/, RETR'd ones seen */
 };
 
 /* Loads PATH (NULL: $SOCKMAIL_CONFIG, else SM_DEFAULT_CONFIG) over the

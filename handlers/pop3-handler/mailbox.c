@@ -159,3 +159,54 @@ int pop3_mailbox_open(const char *dir, unsigned lock_timeout, struct pop3_mailbo
     malloc_trim(0);
     return r < 0 ? r : 0;
 }
+
+/* The path M should have after the session (see pop3_mailbox_settle), or
+ * NULL with *RET_SAME when it has it already or its info is not ":2,". */
+static char *settled_path(const char *path, bool seen, bool *ret_same) {
+    *ret_same = true;
+    const char *slash = strchr(path, '/');
+    if (!slash) return NULL;
+    const char *name = slash + 1;
+    size_t blen = sm_uidlist_base_len(name);
+    const char *info = name + blen, *flags = "";
+    if (*info) {
+        if (strncmp(info, ":2,", 3) != 0) return NULL;
+        flags = info + 3;
+    }
+    /* Flags stay in ASCII order, S inserted once. */
+    size_t at = 0, fl = strlen(flags);
+    bool has_s = memchr(flags, 'S', fl) != NULL;
+    while (at < fl && (unsigned char)flags[at] < 'S') at++;
+    char *out = NULL;
+    if (asprintf(&out, "cur/%.*s:2,%.*s%s%s", (int)blen, name, (int)at, flags,
+                 seen && !has_s ? "S" : "", flags + at) < 0)
+        return NULL;
+    *ret_same = streq(out, path);
+    if (*ret_same) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int pop3_mailbox_settle(struct pop3_mailbox *mb, struct pop3_msg *m, bool seen) {
+    for (int tries = 0; tries < 2; tries++) {
+        bool same;
+        _cleanup_free_ char *to = settled_path(m->path, seen, &same);
+        if (!to) return same ? 0 : -ENOMEM;
+        _cleanup_free_ char *from_abs = NULL, *to_abs = NULL;
+        if (asprintf(&from_abs, "%s/%s", mb->dir, m->path) < 0 ||
+            asprintf(&to_abs, "%s/%s", mb->dir, to) < 0)
+            return -ENOMEM;
+        if (renameat2(AT_FDCWD, from_abs, AT_FDCWD, to_abs, RENAME_NOREPLACE) == 0) {
+            free(m->path);
+            m->path = TAKE_PTR(to);
+            return 1;
+        }
+        if (errno != ENOENT) return -errno;
+        /* Renamed by someone else (an IMAP client's flags): find it again. */
+        int r = refind(mb, m);
+        if (r < 0) return r;
+    }
+    return -EAGAIN;
+}

@@ -251,8 +251,9 @@ static void cmd_list(struct pop3_session *s, struct sm_pop3_cmd *c) { cmd_list_o
 static void cmd_uidl(struct pop3_session *s, struct sm_pop3_cmd *c) { cmd_list_or_uidl(s, c, true); }
 
 /* Sends the message: bare LF as CRLF, dot-stuffed, then ".". BODY_LINES
- * < 0: all; else the header, the blank line and that many body lines. */
-static void send_message(struct pop3_session *s, struct pop3_msg *m, int64_t body_lines) {
+ * < 0: all; else the header, the blank line and that many body lines.
+ * True when it went out whole. */
+static bool send_message(struct pop3_session *s, struct pop3_msg *m, int64_t body_lines) {
     _cleanup_close_ int fd = pop3_mailbox_open_msg(&s->mbox, m);
     if (fd < 0) {
         char e1[256];
@@ -260,7 +261,7 @@ static void send_message(struct pop3_session *s, struct pop3_msg *m, int64_t bod
                     sm_log_escape(m->path, 200, e1, sizeof e1), strerror(-fd));
         reply(s, fd == -ENOENT ? "-ERR Message was removed by another session."
                                : "-ERR [SYS/TEMP] Message could not be read.");
-        return;
+        return false;
     }
     if (body_lines < 0) sm_io_printf(s->io, "+OK %llu octets\r\n", (unsigned long long)m->size);
     else reply(s, "+OK");
@@ -275,7 +276,7 @@ static void send_message(struct pop3_session *s, struct pop3_msg *m, int64_t bod
             /* Mid-message: the client cannot tell; close without "." */
             log_warning("event=read_error uid=%u error=\"%s\"", m->uid, strerror(errno));
             s->quit = true;
-            return;
+            return false;
         }
         if (n == 0) break;
         size_t start = 0;
@@ -316,16 +317,17 @@ static void send_message(struct pop3_session *s, struct pop3_msg *m, int64_t bod
     }
     if (!bol) sm_io_write(s->io, "\r\n", 2);
     reply(s, ".");
+    return true;
 }
 
 static void cmd_retr(struct pop3_session *s, struct sm_pop3_cmd *c) {
     struct pop3_msg *m = msg_arg(s, c);
-    if (m) send_message(s, m, -1);
+    if (m && send_message(s, m, -1)) m->retrieved = true;
 }
 
 static void cmd_top(struct pop3_session *s, struct sm_pop3_cmd *c) {
     struct pop3_msg *m = msg_arg(s, c);
-    if (m) send_message(s, m, (int64_t)c->lines);
+    if (m) (void)send_message(s, m, (int64_t)c->lines);
 }
 
 static void cmd_dele(struct pop3_session *s, struct sm_pop3_cmd *c) {
@@ -361,7 +363,19 @@ static void cmd_quit(struct pop3_session *s, struct sm_pop3_cmd *c _unused_) {
             removed++;
         }
     }
-    log_info("event=logout deleted=%zu failed=%zu", removed, failed);
+    /* Then the rest leaves new/ for cur/, retrieved ones marked seen, as
+     * Dovecot's POP3 leaves them (an IMAP client later sees the same). A
+     * message that cannot be renamed is still there: logged, no error. */
+    size_t settled = 0;
+    for (size_t i = 0; s->cfg->pop3_mark_seen && i < s->mbox.count; i++) {
+        struct pop3_msg *m = &s->mbox.msgs[i];
+        if (m->deleted) continue;
+        int r = pop3_mailbox_settle(&s->mbox, m, m->retrieved);
+        if (r > 0) settled++;
+        else if (r < 0)
+            log_warning("event=flag_update_failed uid=%u error=\"%s\"", m->uid, strerror(-r));
+    }
+    log_info("event=logout deleted=%zu failed=%zu renamed=%zu", removed, failed, settled);
     if (failed) sm_io_printf(s->io, "-ERR [SYS/TEMP] %zu messages could not be deleted.\r\n", failed);
     else sm_io_printf(s->io, "+OK Logging out, %zu messages deleted.\r\n", removed);
 }

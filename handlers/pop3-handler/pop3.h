@@ -34,6 +34,7 @@ struct pop3_msg {
     char *uidl;
     uint64_t size;    /* octets RETR sends before the final "." line */
     bool deleted;
+    bool retrieved;   /* RETR sent it whole (TOP does not count) */
 };
 
 /* The UIDL of M: its saved one, or the default format written into BUF. */
@@ -76,6 +77,12 @@ void pop3_mailbox_clear(struct pop3_mailbox *mb);
  * rename by another process); -ENOENT when it is gone. */
 int pop3_mailbox_open_msg(struct pop3_mailbox *mb, struct pop3_msg *m);
 /* Removes M's file; a file already gone is success. */
+/* At QUIT, as Dovecot's POP3 leaves a Maildir: M moves from new/ to cur/
+ * with a ":2," info, and gets the S (seen) flag when SEEN. Renamed with
+ * RENAME_NOREPLACE, so no message is ever overwritten. 1 renamed, 0
+ * nothing to do (or an info we do not write, like ":1,"), -errno. */
+int pop3_mailbox_settle(struct pop3_mailbox *mb, struct pop3_msg *m, bool seen);
+
 int pop3_mailbox_remove(struct pop3_mailbox *mb, struct pop3_msg *m);
 /* The octets of FD's message as POP3 sends it: bare LF counted as CRLF,
  * plus CRLF when the last line has no terminator. */

@@ -75,6 +75,11 @@ def fill(maildir, msgs=MSGS, t0=1700000000):
     return names
 
 
+def kept(md):
+    """Messages in the Maildir (after a QUIT they are in cur/)."""
+    return len(list((md / "new").iterdir())) + len(list((md / "cur").iterdir()))
+
+
 def login(port, tls="stls"):
     if tls == "ssl":
         p = poplib.POP3_SSL("127.0.0.1", port, context=ctx(), timeout=20)
@@ -135,7 +140,7 @@ def test_poplib_every_command(pop):
     assert p.stat()[0] == 3
     p.dele(2)
     assert p.quit().startswith(b"+OK")
-    assert len(list((md / "new").iterdir())) == 2
+    assert kept(md) == 2
     # the UIDLs stay across sessions
     p = login(port)
     assert p.uidl()[1] == [b"1 " + uidls[0].split()[1], b"2 " + uidls[2].split()[1]]
@@ -306,7 +311,7 @@ def test_fetchmail_keep_twice(pop, tmp_path, mode):
     r = run()
     assert r.returncode == 1, r.stdout + r.stderr  # 1: no new mail
     assert len(list(out.iterdir())) == 3
-    assert len(list((md / "new").iterdir())) == 3  # kept on the server
+    assert kept(md) == 3  # kept on the server
 
 
 def dovecot_uidls(port):
@@ -368,3 +373,74 @@ def test_same_uidls_as_dovecot(lab, pop, tmp_path):
     own()
     with DovecotLab(tmp_path / "dovecot2", lab, protocols=("pop3",), mail_root=mail) as dv2:
         assert dovecot_uidls(dv2.pop3_port) == ours
+
+
+def listing(md):
+    return {sub: sorted(os.listdir(md / sub)) for sub in ("new", "cur")}
+
+
+def test_quit_leaves_the_maildir_as_dovecot_does(lab, pop, tmp_path):
+    """The same sessions against pop3-handler and real Dovecot POP3, each
+    on its own copy of one Maildir, leave the same file names: at QUIT
+    everything moves from new/ to cur/ (":2,"), RETR'd messages get S, TOP
+    marks nothing, flags already there stay in order, DELE'd ones go."""
+    if not os.path.exists("/usr/sbin/dovecot") or not os.path.exists("/usr/lib/dovecot/pop3"):
+        pytest.skip("dovecot-pop3d missing")
+    from dovecot_lab import DovecotLab
+    ours_root, theirs_root = tmp_path / "ours", tmp_path / "theirs"
+    port, md, _ = pop(auth={"allow_plaintext": "yes"}, mail=ours_root)
+    dmd = theirs_root / "example.com" / "alice"
+    for m in (md, dmd):
+        fill(m, MSGS + [b"Subject: flagged\n\nf\n"])
+        # A message an IMAP client already flagged (F, R), in cur/.
+        (m / "cur" / "1600000000.M9P1.lab,S=14:2,FR").write_bytes(b"Subject: x\n\nx\n")
+    dv = DovecotLab(tmp_path / "dovecot", lab, protocols=("pop3",), mail_root=theirs_root)
+    for root, dirs, files in os.walk(theirs_root):
+        for n in dirs + files:
+            os.chown(os.path.join(root, n), dv.mail_uid, dv.mail_gid)
+
+    def session(p):
+        uidl = p.uidl()[1]
+        p.top(2, 0)
+        p.retr(3)
+        p.retr(1)          # the flagged one (oldest)
+        p.dele(4)
+        p.quit()
+        return uidl
+
+    with dv:
+        theirs = dovecot_uidls(dv.pop3_port)
+        d = poplib.POP3("127.0.0.1", dv.pop3_port, timeout=20)
+        d.user(ALICE[0])
+        d.pass_(ALICE[1])
+        session(d)
+    ours = session(login(port, tls=None))
+    # Same numbers and UIDs; the UIDVALIDITY half differs (two Maildirs).
+    assert [u[:-8] for u in ours] == [u[:-8] for u in theirs]
+    assert listing(md) == listing(dmd)
+    assert any(n.endswith(":2,FRS") for n in listing(md)["cur"]), listing(md)
+    assert listing(md)["new"] == []
+    # The UIDLs survive the renames.
+    p = login(port, tls=None)
+    after = {u.split()[1] for u in p.uidl()[1]}
+    p.quit()
+    assert after == {u.split()[1] for u in ours} - {ours[3].split()[1]}
+
+
+def test_dropped_session_and_mark_seen_no_change_nothing(pop, tmp_path):
+    port, md, _ = pop(auth={"allow_plaintext": "yes"})
+    fill(md)
+    before = listing(md)
+    p = login(port, tls=None)
+    p.retr(1)
+    p.sock.close()      # no QUIT: no UPDATE state
+    time.sleep(0.3)
+    assert listing(md) == before
+    port2, md2, _ = pop(auth={"allow_plaintext": "yes"}, pop3={"mark_seen": "no"},
+                        mail=tmp_path / "mail2")
+    fill(md2)
+    before = listing(md2)
+    p = login(port2, tls=None)
+    p.retr(1)
+    p.quit()
+    assert listing(md2) == before
