@@ -160,9 +160,7 @@ int pop3_mailbox_open(const char *dir, unsigned lock_timeout, struct pop3_mailbo
     return r < 0 ? r : 0;
 }
 
-/* The path M should have after the session (see pop3_mailbox_settle), or
- * NULL with *RET_SAME when it has it already or its info is not ":2,". */
-static char *settled_path(const char *path, bool seen, bool *ret_same) {
+char *pop3_settled_path(const char *path, bool seen, bool *ret_same) {
     *ret_same = true;
     const char *slash = strchr(path, '/');
     if (!slash) return NULL;
@@ -192,7 +190,7 @@ static char *settled_path(const char *path, bool seen, bool *ret_same) {
 int pop3_mailbox_settle(struct pop3_mailbox *mb, struct pop3_msg *m, bool seen) {
     for (int tries = 0; tries < 2; tries++) {
         bool same;
-        _cleanup_free_ char *to = settled_path(m->path, seen, &same);
+        _cleanup_free_ char *to = pop3_settled_path(m->path, seen, &same);
         if (!to) return same ? 0 : -ENOMEM;
         _cleanup_free_ char *from_abs = NULL, *to_abs = NULL;
         if (asprintf(&from_abs, "%s/%s", mb->dir, m->path) < 0 ||
