@@ -380,6 +380,38 @@ out:
     gnutls_free(cdata.data);
 }
 
+/* Mail waiting in the queue: a Maildir that refuses mail, or remote
+ * recipients that nothing delivers yet. Warnings, not errors: nothing is
+ * lost, but someone should look. */
+static void check_queue(struct findings *f, const struct sm_config *cfg) {
+    struct queue_summary q;
+    int r = cli_queue_summary(cfg->queue, &q);
+    if (r < 0) {
+        finding(f, FINDING_WARNING, "run sockmail check as root or as the mail user",
+                "queue %s cannot be read: %s", cfg->queue, strerror(-r));
+        return;
+    }
+    if (q.messages == 0) {
+        finding(f, FINDING_OK, NULL, "queue %s is empty", cfg->queue);
+        return;
+    }
+    long long age = q.oldest ? (long long)(time(NULL) - q.oldest) : 0;
+    if (age < 0) age = 0;
+    if (q.pending_local)
+        finding(f, age >= 3600 ? FINDING_WARNING : FINDING_OK,
+                age >= 3600 ? "see `sockmail queue`: a Maildir that cannot be written (owner, "
+                              "space) keeps them; smtp-handler --flush-queue retries" : NULL,
+                "queue %s: %zu local deliveries wait (oldest message %lld min old)", cfg->queue,
+                q.pending_local, age / 60);
+    if (q.pending_remote)
+        finding(f, FINDING_WARNING, "outbound delivery is not part of sockmail yet: send such "
+                "mail through another MTA, or remove it with `sockmail queue del ID`",
+                "queue %s: %zu remote recipients wait", cfg->queue, q.pending_remote);
+    if (!q.pending_local && !q.pending_remote)
+        finding(f, FINDING_OK, NULL, "queue %s: %zu finished messages being removed", cfg->queue,
+                q.messages);
+}
+
 int cmd_check(struct cli *cli, int argc, char **argv) {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -416,6 +448,7 @@ int cmd_check(struct cli *cli, int argc, char **argv) {
         check_database(&f, cli->cfg);
         check_maildir_root(&f, cli->cfg);
         check_tls(&f, cli->cfg);
+        check_queue(&f, cli->cfg);
     }
     if (json) {
         json_array_end(&j);

@@ -51,7 +51,8 @@ static const struct {
     { "check", cmd_check,
       "usage: sockmail [-c FILE] check [--json]\n"
       "Checks the configuration, the database accounts and their grants, the\n"
-      "Maildir root, and the TLS certificate and key; prints each finding as\n"
+      "Maildir root, the TLS certificate and key, and mail waiting in the queue;\n"
+      "prints each finding as\n"
       "`ok|warning|error: what — fix: what to do`. Exit 0 without errors, 1 with\n"
       "errors, 75 when the database cannot be reached.\n" },
     { "queue", cmd_queue,

@@ -95,48 +95,92 @@ static const char *peek_error(int r) {
     }
 }
 
-static int queue_list(const char *queue, bool json) {
+/* Adds M's pending recipients and age to S. */
+static void summarize(struct queue_summary *s, const struct sm_queue_msg *m) {
+    s->messages++;
+    if (m->env.received > 0 && (!s->oldest || m->env.received < s->oldest)) s->oldest = m->env.received;
+    for (size_t k = 0; k < m->env.n_rcpts; k++) {
+        if (m->env.rcpts[k].state != SM_QUEUE_PENDING) continue;
+        if (m->env.rcpts[k].local) s->pending_local++;
+        else s->pending_remote++;
+    }
+}
+
+/* Calls FN for each message that can be read, oldest first; unreadable
+ * ones are reported on stderr when LOUD. 0 or -errno (the queue itself). */
+static int each_message(const char *queue, bool loud,
+                        void (*fn)(const struct sm_queue_msg *m, void *userdata), void *userdata) {
     char **ids = NULL;
     size_t n = 0;
     int r = sm_queue_ids(queue, &ids, &n);
-    if (r < 0) {
-        cli_error("cannot read the queue %s: %s", queue, peek_error(r));
-        return r == -EACCES ? SM_EXIT_REFUSED : SM_EXIT_TEMPFAIL;
-    }
-    struct json j;
-    if (json) {
-        json_begin(&j, stdout);
-        json_array(&j);
-    }
-    size_t shown = 0, pending_local = 0, pending_remote = 0;
+    if (r < 0) return r;
     for (size_t i = 0; i < n; i++) {
         struct sm_queue_msg *m = NULL;
         r = sm_queue_peek(queue, ids[i], &m);
         if (r == -ENOENT) continue;  /* finished since the listing */
         if (r < 0) {
-            cli_error("message %s: %s", ids[i], peek_error(r));
+            if (loud) cli_error("message %s: %s", ids[i], peek_error(r));
             continue;
         }
-        for (size_t k = 0; k < m->env.n_rcpts; k++)
-            if (m->env.rcpts[k].state == SM_QUEUE_PENDING) {
-                if (m->env.rcpts[k].local) pending_local++;
-                else pending_remote++;
-            }
-        if (json) json_message(&j, m);
-        else text_message(m);
-        shown++;
+        fn(m, userdata);
         sm_queue_msg_free(m);
     }
     sm_queue_ids_free(ids, n);
+    return 0;
+}
+
+static void summarize_fn(const struct sm_queue_msg *m, void *userdata) { summarize(userdata, m); }
+
+int cli_queue_summary(const char *queue, struct queue_summary *ret) {
+    *ret = (struct queue_summary){0};
+    return each_message(queue, false, summarize_fn, ret);
+}
+
+struct list_ctx {
+    struct json *json;         /* NULL: text */
+    bool started;              /* the JSON array is open */
+    struct queue_summary sum;
+};
+
+/* The array opens with the first message, so a queue that cannot be read
+ * prints no half document. */
+static void json_start(struct list_ctx *c) {
+    if (c->started) return;
+    json_begin(c->json, stdout);
+    json_array(c->json);
+    c->started = true;
+}
+
+static void list_fn(const struct sm_queue_msg *m, void *userdata) {
+    struct list_ctx *c = userdata;
+    summarize(&c->sum, m);
+    if (c->json) {
+        json_start(c);
+        json_message(c->json, m);
+    } else {
+        text_message(m);
+    }
+}
+
+static int queue_list(const char *queue, bool json) {
+    struct json j;
+    struct list_ctx c = { .json = json ? &j : NULL };
+    int r = each_message(queue, true, list_fn, &c);
+    if (r < 0) {
+        cli_error("cannot read the queue %s: %s", queue, peek_error(r));
+        return r == -EACCES ? SM_EXIT_REFUSED : SM_EXIT_TEMPFAIL;
+    }
     if (json) {
+        json_start(&c);
         json_array_end(&j);
         json_end(&j);
-    } else if (shown == 0) {
+    } else if (c.sum.messages == 0) {
         printf("the queue is empty\n");
     } else {
         printf("%zu message%s; pending: %zu local (retried by smtp-handler --flush-queue), "
                "%zu remote (outbound delivery is not part of sockmail yet)\n",
-               shown, shown == 1 ? "" : "s", pending_local, pending_remote);
+               c.sum.messages, c.sum.messages == 1 ? "" : "s", c.sum.pending_local,
+               c.sum.pending_remote);
     }
     return SM_EXIT_OK;
 }

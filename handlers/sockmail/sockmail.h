@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "config.h"
 #include "db.h"
@@ -111,6 +112,16 @@ bool cli_scheme_known(const char *scheme);
 /* Frees a password after zeroing it. */
 void cli_free_secret(char **p);
 #define _cleanup_secret_ _cleanup_(cli_free_secret)
+
+/* ---- queue.c ---- */
+
+/* What the queue holds, for `sockmail check`. */
+struct queue_summary {
+    size_t messages, pending_local, pending_remote;
+    time_t oldest;             /* received time of the oldest message, 0 if none */
+};
+/* 0, or -errno when QUEUE cannot be read (an absent queue is empty). */
+int cli_queue_summary(const char *queue, struct queue_summary *ret);
 
 /* ---- output.c ---- */
 

@@ -69,7 +69,7 @@ def stored_hash(lab, email):
 def test_help_and_usage_errors(sockmail):
     r = sockmail("--help", config=False)
     assert r.returncode == 0 and r.stdout.startswith("usage: sockmail")
-    for cmd in ("pw", "domain", "user", "alias", "lookup", "check"):
+    for cmd in ("pw", "domain", "user", "alias", "lookup", "check", "queue"):
         r = sockmail(cmd, "--help", config=False)
         assert r.returncode == 0 and r.stdout.startswith("usage: sockmail"), cmd
         assert cmd in r.stdout.splitlines()[0]
@@ -450,15 +450,19 @@ def findings(out):
     return [l for l in out.splitlines() if l.split(":", 1)[0] in ("ok", "warning", "error")]
 
 
-def test_check_lab_all_ok(sockmail):
-    r = sockmail("check")
+def test_check_lab_all_ok(lab, sockmail, tmp_path):
+    # A queue of its own: other tests may leave mail in the lab's.
+    conf = tmp_path / "check.conf"
+    conf.write_text(re.sub(r"(?m)^queue = .*$", f"queue = {tmp_path}/queue", lab.config.read_text()))
+    r = sockmail("check", config=conf)
     assert r.returncode == 0, r.stdout + r.stderr
     f = findings(r.stdout)
     assert len(f) >= 8 and all(l.startswith("ok: ") for l in f), r.stdout
     assert any("cannot read virtual_users.password" in l for l in f)
     assert any("matches certificate" in l for l in f)
     assert any("Maildir root" in l for l in f)
-    j = json.loads(sockmail("check", "--json").stdout)
+    assert any(l == f"ok: queue {tmp_path}/queue is empty" for l in f), f
+    j = json.loads(sockmail("check", "--json", config=conf).stdout)
     assert j["errors"] == 0 and j["warnings"] == 0 and j["ok"] == len(f)
 
 
@@ -670,6 +674,8 @@ def test_queue_del_waits_for_a_delivery(lab, sockmail, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["recipients"][0]["local"] is False
     assert "1 remote" in sockmail("queue", config=conf).stdout
+    r = sockmail("check", config=conf)
+    assert f"warning: queue {queue}: 1 remote recipients wait" in r.stdout, r.stdout
     with open(queue / "msg" / f"{qid}.env") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         r = sockmail("queue", "del", qid, config=conf)
