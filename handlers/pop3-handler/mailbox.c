@@ -165,6 +165,7 @@ char *pop3_settled_path(const char *path, bool seen, bool *ret_same) {
     const char *slash = strchr(path, '/');
     if (!slash) return NULL;
     const char *name = slash + 1;
+    if (strchr(name, '/')) return NULL;  /* not a file in new/ or cur/ */
     size_t blen = sm_uidlist_base_len(name);
     const char *info = name + blen, *flags = "";
     if (*info) {

@@ -78,6 +78,8 @@ static void test_settled_path(void) {
         { "cur/1.h:1,xyz", true, NULL },
         { "cur/1.h:odd", true, NULL },
         { "noslash", true, NULL },
+        { "cur/1.h:2,F/x", true, NULL },
+        { "new/a/b", true, NULL },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         bool same = false;
