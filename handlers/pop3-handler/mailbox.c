@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "macro.h"
@@ -160,6 +161,21 @@ int pop3_mailbox_open(const char *dir, unsigned lock_timeout, struct pop3_mailbo
     return r < 0 ? r : 0;
 }
 
+/* rename() that never replaces a file. File systems without
+ * RENAME_NOREPLACE (NFS, some FUSE) answer EINVAL: there the target is
+ * checked first and plain rename() used, as Dovecot always does; a name
+ * with the same base appearing in between is the only race left. */
+static int rename_noreplace(const char *from, const char *to) {
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL) return -1;
+    if (access(to, F_OK) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT) return -1;
+    return rename(from, to);
+}
+
 char *pop3_settled_path(const char *path, bool seen, bool *ret_same) {
     *ret_same = true;
     const char *slash = strchr(path, '/');
@@ -197,7 +213,7 @@ int pop3_mailbox_settle(struct pop3_mailbox *mb, struct pop3_msg *m, bool seen) 
         if (asprintf(&from_abs, "%s/%s", mb->dir, m->path) < 0 ||
             asprintf(&to_abs, "%s/%s", mb->dir, to) < 0)
             return -ENOMEM;
-        if (renameat2(AT_FDCWD, from_abs, AT_FDCWD, to_abs, RENAME_NOREPLACE) == 0) {
+        if (rename_noreplace(from_abs, to_abs) == 0) {
             free(m->path);
             m->path = TAKE_PTR(to);
             return 1;
