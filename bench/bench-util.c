@@ -159,6 +159,30 @@ void bench_sort_u32(uint32_t *v, size_t n) {
                 qsort(v, n, sizeof(uint32_t), cmp_u32);
 }
 
+uint32_t *bench_join_samples(const void *stats, size_t stride, unsigned workers,
+                             size_t samples_off, size_t count_off, size_t *ret_n) {
+        const char *base = stats;
+        size_t n = 0;
+        for (unsigned i = 0; i < workers; i++) {
+                uint32_t c;
+                memcpy(&c, base + i * stride + count_off, sizeof c);
+                n += c;
+        }
+        uint32_t *all = malloc(sizeof(uint32_t) * (n + 1));
+        if (!all)
+                return NULL;
+        size_t at = 0;
+        for (unsigned i = 0; i < workers; i++) {
+                uint32_t c;
+                memcpy(&c, base + i * stride + count_off, sizeof c);
+                memcpy(all + at, base + i * stride + samples_off, sizeof(uint32_t) * c);
+                at += c;
+        }
+        bench_sort_u32(all, n);
+        *ret_n = n;
+        return all;
+}
+
 double bench_pct_ms(const uint32_t *sorted, size_t n, double p) {
         if (n == 0)
                 return 0;

@@ -66,6 +66,19 @@ int bench_read_line(BenchIn *in, BenchFill fill, void *userdata, char *line, siz
 /* Sorts N samples ascending. */
 void bench_sort_u32(uint32_t *v, size_t n);
 
+/* One kind of latency sample from every worker, joined into a fresh array
+ * sorted ascending (the caller frees it; NULL when out of memory), its
+ * length in *RET_N. The workers' stats are WORKERS structs of STRIDE bytes
+ * from STATS; SAMPLES_OFF and COUNT_OFF are the offsets, in one struct, of
+ * the kind's uint32_t array and of its uint32_t count. BENCH_JOIN says it
+ * with field names. */
+uint32_t *bench_join_samples(const void *stats, size_t stride, unsigned workers,
+                             size_t samples_off, size_t count_off, size_t *ret_n);
+#define BENCH_JOIN(stats, workers, samples, count, ret_n)                                \
+    bench_join_samples((stats), sizeof *(stats), (workers),                             \
+                       offsetof(__typeof__(*(stats)), samples),                         \
+                       offsetof(__typeof__(*(stats)), count), (ret_n))
+
 /* The P-th percentile (0..100, nearest rank by rounding) of N ascending
  * samples in microseconds, in milliseconds; 0 when N is 0. */
 double bench_pct_ms(const uint32_t *sorted, size_t n, double p);

@@ -298,19 +298,12 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < o.workers; i++) {
                 conns += stats[i].conns;
                 errors += stats[i].errors;
-                n_lat += stats[i].n_lat;
         }
-        _cleanup_free_ uint32_t *lat = malloc(sizeof(uint32_t) * (n_lat + 1));
+        _cleanup_free_ uint32_t *lat = BENCH_JOIN(stats, o.workers, lat_us, n_lat, &n_lat);
         if (!lat) {
                 fprintf(stderr, "conn-load: out of memory\n");
                 return 1;
         }
-        size_t a = 0;
-        for (unsigned i = 0; i < o.workers; i++) {
-                memcpy(lat + a, stats[i].lat_us, sizeof(uint32_t) * stats[i].n_lat);
-                a += stats[i].n_lat;
-        }
-        bench_sort_u32(lat, n_lat);
         munmap(stats, map_len);
 
         double rate = elapsed > 0 ? (double) conns / elapsed : 0;

@@ -325,24 +325,13 @@ int main(int argc, char **argv) {
                 msgs += stats[i].msgs;
                 errors += stats[i].errors;
                 conns += stats[i].conns;
-                n_lat += stats[i].n_lat;
-                n_greet += stats[i].n_greet;
         }
-        _cleanup_free_ uint32_t *lat = malloc(sizeof(uint32_t) * (n_lat + 1));
-        _cleanup_free_ uint32_t *greet = malloc(sizeof(uint32_t) * (n_greet + 1));
+        _cleanup_free_ uint32_t *lat = BENCH_JOIN(stats, o.workers, lat_us, n_lat, &n_lat);
+        _cleanup_free_ uint32_t *greet = BENCH_JOIN(stats, o.workers, greet_us, n_greet, &n_greet);
         if (!lat || !greet) {
                 fprintf(stderr, "lmtp-load: out of memory\n");
                 return 1;
         }
-        size_t a = 0, b = 0;
-        for (unsigned i = 0; i < o.workers; i++) {
-                memcpy(lat + a, stats[i].lat_us, sizeof(uint32_t) * stats[i].n_lat);
-                a += stats[i].n_lat;
-                memcpy(greet + b, stats[i].greet_us, sizeof(uint32_t) * stats[i].n_greet);
-                b += stats[i].n_greet;
-        }
-        bench_sort_u32(lat, n_lat);
-        bench_sort_u32(greet, n_greet);
         munmap(stats, map_len);
 
         double rate = elapsed > 0 ? (double) msgs / elapsed : 0;

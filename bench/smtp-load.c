@@ -461,7 +461,6 @@ int main(int argc, char **argv) {
         msgs += stats[i].msgs;
         errors += stats[i].errors;
         conns += stats[i].conns;
-        n_lat += stats[i].n_lat;
         if (stats[i].last_reply > last_reply) last_reply = stats[i].last_reply;
     }
     double send_s = last_reply - t0, total_s = send_s;
@@ -489,17 +488,11 @@ int main(int argc, char **argv) {
         }
     }
 
-    _cleanup_free_ uint32_t *lat = malloc(sizeof(uint32_t) * (n_lat + 1));
+    _cleanup_free_ uint32_t *lat = BENCH_JOIN(stats, o.workers, lat_us, n_lat, &n_lat);
     if (!lat) {
         fprintf(stderr, "smtp-load: out of memory\n");
         return 1;
     }
-    size_t a = 0;
-    for (unsigned i = 0; i < o.workers; i++) {
-        memcpy(lat + a, stats[i].lat_us, sizeof(uint32_t) * stats[i].n_lat);
-        a += stats[i].n_lat;
-    }
-    bench_sort_u32(lat, n_lat);
     munmap(stats, map_len);
 
     double rate = total_s > 0 ? (double)msgs / total_s : 0;
