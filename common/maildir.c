@@ -6,11 +6,14 @@
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "macro.h"
+#include "uidlist.h"
 
 /* How many fresh names a delivery tries before giving up: a clash needs the
  * same pid, microsecond, counter and 64 random bits, so a second clash means
@@ -458,4 +461,43 @@ int sm_maildir_clean_tmp(const char *maildir, unsigned max_age) {
     }
     closedir(d);
     return r < 0 ? r : removed;
+}
+
+int sm_maildir_rename(const char *from, const char *to) {
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL) return -1;
+    if (access(to, F_OK) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT) return -1;
+    return rename(from, to);
+}
+
+char *sm_maildir_settled_path(const char *path, bool seen, bool *ret_same) {
+    *ret_same = true;
+    const char *slash = strchr(path, '/');
+    if (!slash) return NULL;
+    const char *name = slash + 1;
+    if (strchr(name, '/')) return NULL;  /* not a file in new/ or cur/ */
+    size_t blen = sm_uidlist_base_len(name);
+    const char *info = name + blen, *flags = "";
+    if (*info) {
+        if (strncmp(info, ":2,", 3) != 0) return NULL;
+        flags = info + 3;
+    }
+    /* Flags stay in ASCII order, S inserted once. */
+    size_t at = 0, fl = strlen(flags);
+    bool has_s = memchr(flags, 'S', fl) != NULL;
+    while (at < fl && (unsigned char)flags[at] < 'S') at++;
+    char *out = NULL;
+    if (asprintf(&out, "cur/%.*s:2,%.*s%s%s", (int)blen, name, (int)at, flags,
+                 seen && !has_s ? "S" : "", flags + at) < 0)
+        return NULL;
+    *ret_same = streq(out, path);
+    if (*ret_same) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }

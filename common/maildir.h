@@ -50,3 +50,18 @@ int sm_maildir_deliver(const char *maildir, const void *head, size_t head_len,
  * seconds old (Maildir's 36 h rule); never follows a symlink (a symlinked
  * tmp/ is refused); returns how many, or -errno. */
 int sm_maildir_clean_tmp(const char *maildir, unsigned max_age);
+
+/* Where a message at PATH ("new/NAME" or "cur/NAME", relative to its
+ * Maildir) belongs once a session has seen it: in cur/ with a ":2," info,
+ * and the S flag added when SEEN, flags in ASCII order. NULL with
+ * *RET_SAME when it is there already or its info is not ":2," (or the
+ * name holds a '/'); NULL alone when out of memory. */
+char *sm_maildir_settled_path(const char *path, bool seen, bool *ret_same);
+
+/* rename() that never replaces a file (link() is what delivery uses; a
+ * flag change must not overwrite either). File systems without
+ * RENAME_NOREPLACE (NFS, some FUSE) answer EINVAL: there the target is
+ * checked first and plain rename() used, as Dovecot always does; a name
+ * with the same base appearing in between is the only race left.
+ * 0, or -1 with errno. */
+int sm_maildir_rename(const char *from, const char *to);

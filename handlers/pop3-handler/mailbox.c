@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "macro.h"
+#include "maildir.h"
 #include "pop3.h"
 #include "uidlist.h"
 
@@ -161,59 +162,16 @@ int pop3_mailbox_open(const char *dir, unsigned lock_timeout, struct pop3_mailbo
     return r < 0 ? r : 0;
 }
 
-/* rename() that never replaces a file. File systems without
- * RENAME_NOREPLACE (NFS, some FUSE) answer EINVAL: there the target is
- * checked first and plain rename() used, as Dovecot always does; a name
- * with the same base appearing in between is the only race left. */
-static int rename_noreplace(const char *from, const char *to) {
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
-    if (errno != EINVAL) return -1;
-    if (access(to, F_OK) == 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    if (errno != ENOENT) return -1;
-    return rename(from, to);
-}
-
-char *pop3_settled_path(const char *path, bool seen, bool *ret_same) {
-    *ret_same = true;
-    const char *slash = strchr(path, '/');
-    if (!slash) return NULL;
-    const char *name = slash + 1;
-    if (strchr(name, '/')) return NULL;  /* not a file in new/ or cur/ */
-    size_t blen = sm_uidlist_base_len(name);
-    const char *info = name + blen, *flags = "";
-    if (*info) {
-        if (strncmp(info, ":2,", 3) != 0) return NULL;
-        flags = info + 3;
-    }
-    /* Flags stay in ASCII order, S inserted once. */
-    size_t at = 0, fl = strlen(flags);
-    bool has_s = memchr(flags, 'S', fl) != NULL;
-    while (at < fl && (unsigned char)flags[at] < 'S') at++;
-    char *out = NULL;
-    if (asprintf(&out, "cur/%.*s:2,%.*s%s%s", (int)blen, name, (int)at, flags,
-                 seen && !has_s ? "S" : "", flags + at) < 0)
-        return NULL;
-    *ret_same = streq(out, path);
-    if (*ret_same) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
 int pop3_mailbox_settle(struct pop3_mailbox *mb, struct pop3_msg *m, bool seen) {
     for (int tries = 0; tries < 2; tries++) {
         bool same;
-        _cleanup_free_ char *to = pop3_settled_path(m->path, seen, &same);
+        _cleanup_free_ char *to = sm_maildir_settled_path(m->path, seen, &same);
         if (!to) return same ? 0 : -ENOMEM;
         _cleanup_free_ char *from_abs = NULL, *to_abs = NULL;
         if (asprintf(&from_abs, "%s/%s", mb->dir, m->path) < 0 ||
             asprintf(&to_abs, "%s/%s", mb->dir, to) < 0)
             return -ENOMEM;
-        if (rename_noreplace(from_abs, to_abs) == 0) {
+        if (sm_maildir_rename(from_abs, to_abs) == 0) {
             free(m->path);
             m->path = TAKE_PTR(to);
             return 1;

@@ -82,10 +82,6 @@ int pop3_mailbox_open_msg(struct pop3_mailbox *mb, struct pop3_msg *m);
  * RENAME_NOREPLACE, so no message is ever overwritten. 1 renamed, 0
  * nothing to do (or an info we do not write, like ":1,"), -errno. */
 int pop3_mailbox_settle(struct pop3_mailbox *mb, struct pop3_msg *m, bool seen);
-/* The path ("cur/NAME:2,FLAGS") a message at PATH gets from it; NULL with
- * *RET_SAME when it has it already or its info is not ":2,", NULL alone
- * when out of memory. */
-char *pop3_settled_path(const char *path, bool seen, bool *ret_same);
 
 int pop3_mailbox_remove(struct pop3_mailbox *mb, struct pop3_msg *m);
 /* The octets of FD's message as POP3 sends it: bare LF counted as CRLF,

@@ -641,7 +641,39 @@ static void test_clean_tmp(void) {
     is_int(sm_maildir_clean_tmp(missing, max_age), -ENOENT, "missing Maildir: -ENOENT");
 }
 
+/* Where a seen message goes (pop3-handler at QUIT), flags in Maildir's order. */
+static void test_settled_path(void) {
+    static const struct { const char *path; bool seen; const char *want; } cases[] = {
+        { "new/1.M1P1.h,S=5", false, "cur/1.M1P1.h,S=5:2," },
+        { "new/1.M1P1.h,S=5", true, "cur/1.M1P1.h,S=5:2,S" },
+        { "cur/1.h:2,", false, NULL },
+        { "cur/1.h:2,", true, "cur/1.h:2,S" },
+        { "cur/1.h:2,S", true, NULL },
+        { "cur/1.h:2,FR", true, "cur/1.h:2,FRS" },
+        { "cur/1.h:2,DT", true, "cur/1.h:2,DST" },
+        { "cur/1.h:2,Tab", true, "cur/1.h:2,STab" },
+        { "cur/1.h:2,ab", true, "cur/1.h:2,Sab" },
+        { "new/1.h:2,F", true, "cur/1.h:2,FS" },
+        { "cur/1.h:1,xyz", true, NULL },
+        { "cur/1.h:odd", true, NULL },
+        { "noslash", true, NULL },
+        { "cur/1.h:2,F/x", true, NULL },
+        { "new/a/b", true, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        bool same = false;
+        char *got = sm_maildir_settled_path(cases[i].path, cases[i].seen, &same);
+        if (cases[i].want)
+            ok(got && streq(got, cases[i].want), "%s%s -> %s (got %s)", cases[i].path,
+               cases[i].seen ? " seen" : "", cases[i].want, got ? got : "NULL");
+        else
+            ok(!got && same, "%s%s stays", cases[i].path, cases[i].seen ? " seen" : "");
+        free(got);
+    }
+}
+
 int main(void) {
+    test_settled_path();
     strcpy(base, "/tmp/test-maildir-XXXXXX");
     if (!mkdtemp(base)) {
         printf("Bail out! mkdtemp: %s\n", strerror(errno));

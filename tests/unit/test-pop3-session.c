@@ -62,39 +62,7 @@ static pid_t start(struct sm_config *cfg, int *client) {
     return pid;
 }
 
-/* Where pop3_mailbox_settle moves a message, flag order as Maildir wants. */
-static void test_settled_path(void) {
-    static const struct { const char *path; bool seen; const char *want; } cases[] = {
-        { "new/1.M1P1.h,S=5", false, "cur/1.M1P1.h,S=5:2," },
-        { "new/1.M1P1.h,S=5", true, "cur/1.M1P1.h,S=5:2,S" },
-        { "cur/1.h:2,", false, NULL },
-        { "cur/1.h:2,", true, "cur/1.h:2,S" },
-        { "cur/1.h:2,S", true, NULL },
-        { "cur/1.h:2,FR", true, "cur/1.h:2,FRS" },
-        { "cur/1.h:2,DT", true, "cur/1.h:2,DST" },
-        { "cur/1.h:2,Tab", true, "cur/1.h:2,STab" },
-        { "cur/1.h:2,ab", true, "cur/1.h:2,Sab" },
-        { "new/1.h:2,F", true, "cur/1.h:2,FS" },
-        { "cur/1.h:1,xyz", true, NULL },
-        { "cur/1.h:odd", true, NULL },
-        { "noslash", true, NULL },
-        { "cur/1.h:2,F/x", true, NULL },
-        { "new/a/b", true, NULL },
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        bool same = false;
-        char *got = pop3_settled_path(cases[i].path, cases[i].seen, &same);
-        if (cases[i].want)
-            ok(got && streq(got, cases[i].want), "%s%s -> %s (got %s)", cases[i].path,
-               cases[i].seen ? " seen" : "", cases[i].want, got ? got : "NULL");
-        else
-            ok(!got && same, "%s%s stays", cases[i].path, cases[i].seen ? " seen" : "");
-        free(got);
-    }
-}
-
 int main(void) {
-    test_settled_path();
     signal(SIGPIPE, SIG_IGN);
     struct sm_config *cfg = sm_config_defaults();
     ok(cfg != NULL, "defaults");

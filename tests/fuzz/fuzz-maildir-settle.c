@@ -1,4 +1,4 @@
-/* fuzz-pop3-settle.c — pop3_settled_path on arbitrary Maildir paths (file
+/* fuzz-maildir-settle.c — sm_maildir_settled_path on arbitrary Maildir paths (file
  * names are made by whatever else writes the Maildir: other MDAs, IMAP
  * servers, users).
  *
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pop3.h"
+#include "maildir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     bool same = false;
-    char *out = pop3_settled_path(path, seen, &same);
+    char *out = sm_maildir_settled_path(path, seen, &same);
     if (!out) {
         if (!same) abort();  /* only out of memory gives NULL without same */
         free(path);
